@@ -1,0 +1,3 @@
+from neutrality_forecast.cli import app
+
+app()

@@ -1,0 +1,188 @@
+"""Command-line interface (Typer). Thin: every command calls into the library.
+
+Exit codes: 0 success (or unchanged), 2 bad input, 3 diagnostics gate failed, 4 archive locked.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neutrality_forecast.casesets import CaseSetError, load_case_set
+from neutrality_forecast.config import ConfigError, load_config
+from neutrality_forecast.paths import default_cases_dir
+
+app = typer.Typer(
+    name="neutrality-forecast",
+    help=(
+        "Bayesian forecasts of neutrality revision, security accords and foreign basing "
+        "from coded evidence. Exit codes: 0 ok, 2 bad input, 3 diagnostics failed, 4 locked."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False, width=None if os.isatty(1) else 120)
+err = Console(stderr=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_GATE = 3
+EXIT_LOCKED = 4
+
+CasesOpt = Annotated[
+    Path | None,
+    typer.Option("--cases", help="Case set folder (default: the shipped data/cases)."),
+]
+
+
+def _bad_input(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]bad input[/]\n{exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _parse_horizons(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError as exc:
+        raise typer.BadParameter(f"horizons must be integers like 3,6,12,24: {text!r}") from exc
+    if not values or min(values) < 1:
+        raise typer.BadParameter("horizons must be positive month counts")
+    return values
+
+
+def _progress() -> bool:
+    return os.environ.get("NF_NO_PROGRESS", "") == ""
+
+
+@app.command()
+def validate(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Case set folder (default: shipped data/cases).")
+    ] = None,
+) -> None:
+    """Validate a case set against the data contract; print a summary. Writes nothing."""
+    folder = directory or default_cases_dir()
+    try:
+        cs = load_case_set(folder)
+    except CaseSetError as exc:
+        raise _bad_input(exc) from None
+    table = Table(title=f"Case set {folder} is valid")
+    for col in ("case", "country", "window", "outcomes (occurred)", "events", "event dates"):
+        table.add_column(col)
+    for row in cs.summary().itertuples(index=False):
+        dates = (
+            f"{row.first_event.date()} .. {row.last_event.date()}" if row.events else "-"
+        )
+        table.add_row(
+            row.case_id,
+            row.country,
+            f"{row.window_start.date()} .. {row.window_end.date()}",
+            f"{row.outcomes} ({row.occurred})",
+            str(row.events),
+            dates,
+        )
+    console.print(table)
+    console.print(
+        f"{len(cs.cases)} cases, {len(cs.outcomes)} outcome questions, {len(cs.events)} events; "
+        f"data sha256 {cs.data_hash()[:16]}..."
+    )
+
+
+def print_forecast_table(table, title: str) -> None:
+    """Rich table of the headline probabilities."""
+    t = Table(title=title)
+    for col in ("outcome", "partner", "horizon", "target date", "P mean", "90% interval", "status"):
+        t.add_column(col)
+    for r in table.itertuples(index=False):
+        t.add_row(
+            r.outcome,
+            r.partner or "-",
+            f"{r.horizon_months} m",
+            r.target_date,
+            f"{r.p_mean:.3f}",
+            f"{r.p_q05:.3f} - {r.p_q95:.3f}",
+            r.status if r.status == "forecast" else f"resolved {r.occurred_on}",
+        )
+    console.print(t)
+
+
+@app.command()
+def forecast(
+    cases: CasesOpt = None,
+    case: Annotated[str, typer.Option("--case", help="Case to forecast.")] = "TKM",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: window end).")
+    ] = None,
+    horizons: Annotated[
+        str | None, typer.Option("--horizons", help="Comma-separated months, e.g. 3,6,12,24.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default: runs/forecast-<UTC>).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default from model.toml).")] = None,
+    draws: Annotated[int | None, typer.Option(help="Draws per chain.")] = None,
+    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
+    chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="nutpie, pymc or numpyro (default: auto = nutpie).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
+    ] = None,
+) -> None:
+    """Fit the model on the case set and forecast one case; write every export."""
+    from neutrality_forecast.workflow import GateFailed, default_out, run_forecast
+
+    hz = _parse_horizons(horizons)
+    if sampler is not None and sampler not in ("nutpie", "pymc", "numpyro", "auto"):
+        raise typer.BadParameter("sampler must be nutpie, pymc or numpyro", param_hint="--sampler")
+    try:
+        cfg = load_config(model_file=config) if config else load_config()
+        cs = load_case_set(cases or default_cases_dir())
+        cs.case(case)
+    except (CaseSetError, ConfigError) as exc:
+        raise _bad_input(exc) from None
+    except KeyError as exc:
+        raise _bad_input(exc) from None
+    dest = out or default_out()
+    try:
+        result = run_forecast(
+            cs,
+            case_id=case,
+            as_of=as_of,
+            config=cfg,
+            horizons=hz,
+            out=dest,
+            seed=seed,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            sampler=sampler,
+            progressbar=_progress(),
+        )
+    except GateFailed as exc:
+        err.print(f"[bold red]{exc}[/]", highlight=False)
+        err.print("The run was NOT published as a forecast.")
+        raise typer.Exit(EXIT_GATE) from None
+    except ValueError as exc:
+        raise _bad_input(exc) from None
+    g = result.fitted.gate
+    print_forecast_table(result.table, f"{case} forecast, run {result.run_id}")
+    console.print(
+        f"diagnostics: passed (max R-hat {g.rhat_max:.3f}, min bulk ESS {g.ess_bulk_min:.0f}, "
+        f"min tail ESS {g.ess_tail_min:.0f}, {g.divergences} divergences); "
+        f"sampler {result.fitted.sampler}, {result.fitted.fit_seconds:.0f} s"
+    )
+    console.print(f"wrote {result.path}")
+
+
+def main() -> None:  # pragma: no cover
+    """Entry point for ``python -m neutrality_forecast``."""
+    app()

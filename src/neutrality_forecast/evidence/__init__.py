@@ -1,0 +1,19 @@
+"""Coded events -> evidence covariates (mapping in ``models/evidence.toml``)."""
+
+from neutrality_forecast.evidence.covariates import (
+    QuestionEvidence,
+    month_index,
+    question_evidence,
+    stock_from_inflow,
+)
+from neutrality_forecast.evidence.mapping import admiralty_weight, category_matrix, counterpart_role
+
+__all__ = [
+    "QuestionEvidence",
+    "admiralty_weight",
+    "category_matrix",
+    "counterpart_role",
+    "month_index",
+    "question_evidence",
+    "stock_from_inflow",
+]

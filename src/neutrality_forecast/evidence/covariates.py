@@ -1,0 +1,91 @@
+"""Evidence covariates: weighted, decayed event stocks per question and month.
+
+For question ``q`` (a case's outcome), category ``j`` and month ``t``::
+
+    inflow[q, m, j] = sum_{events e in month m} w_e * I[e in j]
+    stock[q, t, j]  = sum_{m <= t - lag} inflow[q, m, j] * 0.5 ** ((t - lag - m) / half_life)
+    x[q, t, j]      = log1p(stock[q, t, j])
+
+with Admiralty weights ``w_e`` and the 0/1 category indicator ``I``. The recursion
+``stock[t] = d * stock[t-1] + inflow[t-lag]`` is evaluated with :func:`scipy.signal.lfilter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from neutrality_forecast.config import EvidenceConfig
+from neutrality_forecast.evidence.mapping import admiralty_weight, category_matrix
+
+__all__ = ["QuestionEvidence", "month_index", "question_evidence", "stock_from_inflow"]
+
+
+def month_index(when: pd.Timestamp | pd.Series | np.ndarray) -> np.ndarray | int:
+    """Months since year 0: ``year * 12 + month - 1`` (scalar or array)."""
+    if isinstance(when, pd.Timestamp):
+        return when.year * 12 + when.month - 1
+    idx = pd.DatetimeIndex(when)
+    return (idx.year * 12 + idx.month - 1).to_numpy()
+
+
+def stock_from_inflow(inflow: np.ndarray, *, half_life: float, lag: int) -> np.ndarray:
+    """Decayed stock (months x categories) from monthly inflow, lagged by ``lag`` months."""
+    d = 0.5 ** (1.0 / half_life)
+    shifted = np.zeros_like(inflow)
+    if lag < inflow.shape[0]:
+        shifted[lag:] = inflow[: inflow.shape[0] - lag] if lag else inflow
+    return lfilter([1.0], [1.0, -d], shifted, axis=0)
+
+
+@dataclass(frozen=True)
+class QuestionEvidence:
+    """Monthly evidence for one (case, outcome) question.
+
+    Attributes
+    ----------
+    first_month : int
+        Month index of ``inflow[0]`` (the case's window start month).
+    inflow : ndarray, shape (months, categories)
+        Weighted event counts per month.
+    contributions : ndarray, shape (events, categories)
+        Each event's weighted indicator, rows aligned with ``event_ids`` and
+        ``event_months`` (used for attribution and what-if analysis).
+    """
+
+    first_month: int
+    inflow: np.ndarray
+    event_ids: tuple[str, ...]
+    event_months: np.ndarray
+    contributions: np.ndarray
+
+
+def question_evidence(
+    events: pd.DataFrame,
+    *,
+    country: str,
+    partner: str | None,
+    first_month: int,
+    last_month: int,
+    cfg: EvidenceConfig,
+) -> QuestionEvidence:
+    """Monthly inflow of evidence for one question from the case's events."""
+    n_months = last_month - first_month + 1
+    n_cat = len(cfg.categories)
+    inflow = np.zeros((max(n_months, 0), n_cat))
+    if events.empty:
+        return QuestionEvidence(first_month, inflow, (), np.zeros(0, int), np.zeros((0, n_cat)))
+    contrib = category_matrix(events, country, partner, cfg) * admiralty_weight(events, cfg)[:, None]
+    months = np.asarray(month_index(events["date"]), dtype=int) - first_month
+    keep = (months >= 0) & (months < n_months)
+    np.add.at(inflow, months[keep], contrib[keep])
+    return QuestionEvidence(
+        first_month,
+        inflow,
+        tuple(events["event_id"].astype(str)),
+        months + first_month,
+        contrib,
+    )

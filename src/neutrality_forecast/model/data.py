@@ -1,0 +1,164 @@
+"""From a case set to the arrays the hazard model is fitted on.
+
+Every outcome row of the case set is a *question*: a (case, outcome family, partner)
+observed monthly from the case's window start. A question is *at risk* in each month up to
+and including the month it occurred (y = 1 there) or up to the window end (y = 0 always).
+At-risk months with identical covariates are collapsed into one binomial row: this is an
+exact sufficient-statistic form of the monthly Bernoulli likelihood.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from neutrality_forecast.casesets import CaseSet
+from neutrality_forecast.casesets.schema import OUTCOMES
+from neutrality_forecast.config import Config
+from neutrality_forecast.evidence import (
+    QuestionEvidence,
+    month_index,
+    question_evidence,
+    stock_from_inflow,
+)
+
+__all__ = ["ModelData", "Question", "build_model_data", "standing_path"]
+
+
+@dataclass(frozen=True)
+class Question:
+    """One (case, outcome) question and its monthly evidence."""
+
+    case_id: str
+    case_idx: int
+    outcome: str
+    outcome_idx: int
+    partner: str | None
+    neutral: bool
+    occurred: bool
+    occurred_month: int | None
+    revision_month: int | None
+    first_month: int
+    last_month: int
+    evidence: QuestionEvidence
+
+
+@dataclass
+class ModelData:
+    """Aggregated at-risk rows plus the per-question evidence kept for forecasting."""
+
+    case_ids: list[str]
+    outcomes: list[str]
+    categories: list[str]
+    link_outcomes: list[str]
+    questions: list[Question]
+    case_idx: np.ndarray
+    outcome_idx: np.ndarray
+    x: np.ndarray
+    standing: np.ndarray
+    trials: np.ndarray
+    y: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        """Binomial rows after aggregation."""
+        return len(self.y)
+
+    def question(self, case_id: str, outcome: str) -> Question:
+        """The question for ``case_id`` and ``outcome`` (``KeyError`` if absent)."""
+        for q in self.questions:
+            if q.case_id == case_id and q.outcome == outcome:
+                return q
+        raise KeyError(f"case {case_id!r} has no {outcome!r} question")
+
+
+def standing_path(q: Question, months: np.ndarray, link_outcomes: list[str]) -> np.ndarray:
+    """1 where a neutral state's neutrality still stands for a linked outcome, else 0."""
+    if not q.neutral or q.outcome not in link_outcomes:
+        return np.zeros(len(months))
+    if q.revision_month is None:
+        return np.ones(len(months))
+    return (months <= q.revision_month).astype(float)
+
+
+def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
+    """Evidence covariates and at-risk rows for every question of ``case_set``."""
+    ev_cfg = config.evidence
+    case_ids = case_set.case_ids
+    link = list(config.model.priors.link_outcomes)
+    questions: list[Question] = []
+    rows: list[np.ndarray] = []
+    for c, case in enumerate(case_set.cases.itertuples(index=False)):
+        first, last = month_index(case.window_start), month_index(case.window_end)
+        events = case_set.events_of(case.case_id)
+        outs = case_set.outcomes_of(case.case_id)
+        rev = outs[(outs["outcome"] == "neutrality_revision") & outs["occurred"]]
+        rev_month = int(month_index(rev["occurred_on"].iloc[0])) if len(rev) else None
+        for out in outs.itertuples(index=False):
+            k = OUTCOMES.index(str(out.outcome))
+            partner = None if pd.isna(out.partner) else str(out.partner)
+            evid = question_evidence(
+                events,
+                country=case.country,
+                partner=partner,
+                first_month=first,
+                last_month=last,
+                cfg=ev_cfg,
+            )
+            occ_month = int(month_index(out.occurred_on)) if out.occurred else None
+            q = Question(
+                case_id=case.case_id,
+                case_idx=c,
+                outcome=str(out.outcome),
+                outcome_idx=k,
+                partner=partner,
+                neutral=str(case.neutrality_status) != "none",
+                occurred=bool(out.occurred),
+                occurred_month=occ_month,
+                revision_month=rev_month,
+                first_month=first,
+                last_month=last,
+                evidence=evid,
+            )
+            questions.append(q)
+            end = occ_month if occ_month is not None else last
+            months = np.arange(first, end + 1)
+            stock = stock_from_inflow(
+                evid.inflow, half_life=ev_cfg.decay.half_life_months, lag=ev_cfg.decay.lag_months
+            )[: len(months)]
+            y = np.zeros(len(months))
+            if occ_month is not None:
+                y[-1] = 1.0
+            rows.append(
+                np.column_stack(
+                    [
+                        np.full(len(months), c),
+                        np.full(len(months), k),
+                        standing_path(q, months, link),
+                        np.log1p(stock),
+                        y,
+                    ]
+                )
+            )
+    allrows = np.vstack(rows) if rows else np.zeros((0, 4 + len(ev_cfg.categories)))
+    keys, inverse = np.unique(allrows[:, :-1], axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    trials = np.bincount(inverse, minlength=len(keys)).astype(float)
+    y = np.bincount(inverse, weights=allrows[:, -1], minlength=len(keys))
+    return ModelData(
+        case_ids=case_ids,
+        outcomes=list(OUTCOMES),
+        categories=ev_cfg.category_names,
+        link_outcomes=link,
+        questions=questions,
+        case_idx=keys[:, 0].astype(int),
+        outcome_idx=keys[:, 1].astype(int),
+        standing=keys[:, 2],
+        x=keys[:, 3:],
+        trials=trials,
+        y=y,
+        meta={"at_risk_months": len(allrows), "events_total": int(allrows[:, -1].sum())},
+    )

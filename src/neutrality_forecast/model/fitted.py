@@ -1,0 +1,198 @@
+"""Fitting, the fitted-model object, and save/load with version and data-hash checks.
+
+Save/load follows pymc-marketing's ``ModelIO``: the InferenceData is written to NetCDF with
+the model version, a model id, the SHA-256 of the input data and the full configuration
+(as JSON) in its attributes; loading refuses a file whose model version or data hash does
+not match what the caller supplies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+
+from neutrality_forecast import __version__
+from neutrality_forecast.casesets import CaseSet
+from neutrality_forecast.config import Config
+from neutrality_forecast.diagnostics import GateResult, check_gate
+from neutrality_forecast.model.data import ModelData, build_model_data
+from neutrality_forecast.model.hazard import HazardModel
+from neutrality_forecast.sampling import run_sampler
+
+__all__ = ["FittedModel", "ModelIOError", "fit", "load_fitted"]
+
+PARAMS = ("alpha", "beta", "u", "gamma")
+GATE_VARS = [
+    "mu_alpha", "sigma_alpha", "z_alpha", "mu_beta", "sigma_beta", "z_beta",
+    "sigma_case", "z_case", "gamma", "alpha", "beta",
+]  # fmt: skip
+
+
+class ModelIOError(ValueError):
+    """A saved fit does not match the model version or data it is loaded against."""
+
+
+def model_id(data_hash: str, config: Config, seed: int) -> str:
+    """Short id of a fit: hash of data, configuration and seed."""
+    text = f"{data_hash}|{config.config_hash()}|{seed}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FittedModel:
+    """A fitted hazard model: posterior, diagnostics and everything needed to forecast."""
+
+    case_set: CaseSet
+    config: Config
+    data: ModelData
+    idata: az.InferenceData
+    gate: GateResult
+    seed: int
+    sampler: str
+    fit_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def model_version(self) -> str:
+        """Version of the model definition (``model.toml``)."""
+        return self.config.model.model_version
+
+    @property
+    def data_hash(self) -> str:
+        """SHA-256 of the case set the model was fitted on."""
+        return self.case_set.data_hash()
+
+    @property
+    def id(self) -> str:
+        """Model id: hash of data, configuration and seed."""
+        return model_id(self.data_hash, self.config, self.seed)
+
+    def draws(self) -> dict[str, np.ndarray]:
+        """Posterior draws of the forecast parameters, chains stacked first.
+
+        Returns ``alpha (S, K)``, ``beta (S, K, J)``, ``u (S, C, K)`` and ``gamma (S, K)``
+        (zero for outcome families without a neutrality link).
+        """
+        post = self.idata.posterior
+        flat = {
+            name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+            for name in ("alpha", "beta", "u")
+        }
+        gamma = np.zeros_like(flat["alpha"])
+        if "gamma" in post:
+            g = post["gamma"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+            for i, name in enumerate(self.data.link_outcomes):
+                gamma[:, self.data.outcomes.index(name)] = g[:, i]
+        flat["gamma"] = gamma
+        return flat
+
+    def save(self, path: str | Path) -> Path:
+        """Write the InferenceData with provenance attributes to NetCDF."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        idata = self.idata.copy()
+        idata.attrs.update(
+            {
+                "model_id": self.id,
+                "model_version": self.model_version,
+                "package_version": __version__,
+                "data_hash": self.data_hash,
+                "config_json": self.config.to_json(),
+                "seed": int(self.seed),
+                "sampler": self.sampler,
+                "gate_passed": int(self.gate.passed),
+            }
+        )
+        idata.to_netcdf(str(path), engine="h5netcdf")
+        return path
+
+
+def fit(
+    case_set: CaseSet,
+    config: Config,
+    *,
+    sampler: str | None = None,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    progressbar: bool = True,
+) -> FittedModel:
+    """Fit the hazard model on every case of ``case_set`` and run the diagnostics gate.
+
+    Options left as ``None`` come from ``config.model.sampling``. The result always carries
+    its :class:`GateResult`; callers must not publish a fit whose ``gate.passed`` is False.
+    """
+    s = config.model.sampling
+    seed = s.seed if seed is None else seed
+    data = build_model_data(case_set, config)
+    model = HazardModel(data, config).build_model()
+    start = time.perf_counter()
+    idata = run_sampler(
+        model,
+        sampler=sampler or s.sampler,
+        draws=draws or s.draws,
+        tune=s.tune if tune is None else tune,
+        chains=chains or s.chains,
+        seed=seed,
+        target_accept=s.target_accept,
+        progressbar=progressbar,
+    )
+    seconds = time.perf_counter() - start
+    gate_vars = [v for v in GATE_VARS if v in idata.posterior]
+    gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars)
+    return FittedModel(
+        case_set=case_set,
+        config=config,
+        data=data,
+        idata=idata,
+        gate=gate,
+        seed=seed,
+        sampler=idata.attrs.get("sampler", str(sampler)),
+        fit_seconds=seconds,
+    )
+
+
+def load_fitted(path: str | Path, case_set: CaseSet, config: Config | None = None) -> FittedModel:
+    """Load a fit saved by :meth:`FittedModel.save`, refusing mismatches.
+
+    Raises
+    ------
+    ModelIOError
+        When the file's model version differs from ``config``'s (or the stored config's),
+        or its data hash differs from ``case_set.data_hash()``.
+    """
+    idata = az.from_netcdf(str(path), engine="h5netcdf")
+    attrs = idata.attrs
+    for key in ("model_version", "data_hash", "config_json"):
+        if key not in attrs:
+            raise ModelIOError(f"{path}: not a neutrality-forecast fit (no {key!r} attribute)")
+    stored = Config.from_json(attrs["config_json"])
+    config = config or stored
+    if attrs["model_version"] != config.model.model_version:
+        raise ModelIOError(
+            f"{path}: model version {attrs['model_version']!r} does not match "
+            f"{config.model.model_version!r}; refit the model"
+        )
+    if attrs["data_hash"] != case_set.data_hash():
+        raise ModelIOError(
+            f"{path}: fitted on data {attrs['data_hash'][:12]}..., but this case set is "
+            f"{case_set.data_hash()[:12]}...; refit on the new data"
+        )
+    data = build_model_data(case_set, config)
+    gate_vars = [v for v in GATE_VARS if v in idata.posterior]
+    gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars)
+    return FittedModel(
+        case_set=case_set,
+        config=config,
+        data=data,
+        idata=idata,
+        gate=gate,
+        seed=int(attrs.get("seed", 0)),
+        sampler=str(attrs.get("sampler", "unknown")),
+    )

@@ -1,0 +1,106 @@
+"""Sampler choice, seeding and compile reuse.
+
+``sampler="auto"`` picks nutpie when it is installed and PyMC's NUTS otherwise. The choice
+was made by measurement on the project's 2-core machine (``benchmarks/run.py``; numbers in
+``docs/performance.md``). Every sampler is seeded, so the same data, configuration and seed
+give identical draws.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Literal
+
+import arviz as az
+import pymc as pm
+
+__all__ = ["SAMPLERS", "available_samplers", "resolve_sampler", "run_sampler"]
+
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+SamplerName = Literal["auto", "nutpie", "pymc", "numpyro"]
+
+
+def available_samplers() -> list[str]:
+    """Samplers whose packages import on this machine."""
+    out = []
+    if importlib.util.find_spec("nutpie"):
+        out.append("nutpie")
+    out.append("pymc")
+    if importlib.util.find_spec("numpyro") and importlib.util.find_spec("jax"):
+        out.append("numpyro")
+    return out
+
+
+def resolve_sampler(name: SamplerName) -> str:
+    """Turn ``"auto"`` into a concrete sampler; refuse unavailable ones."""
+    avail = available_samplers()
+    if name == "auto":
+        return "nutpie" if "nutpie" in avail else "pymc"
+    if name not in avail:
+        raise ValueError(f"sampler {name!r} is not installed here (available: {avail})")
+    return name
+
+
+def run_sampler(
+    model: pm.Model,
+    *,
+    sampler: SamplerName = "auto",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    target_accept: float = 0.9,
+    progressbar: bool = True,
+    initvals: dict | None = None,
+) -> az.InferenceData:
+    """Sample ``model`` and return InferenceData with ``sample_stats``.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model to sample.
+    sampler : {"auto", "nutpie", "pymc", "numpyro"}
+        Which NUTS implementation to use.
+    draws, tune, chains : int
+        Kept draws per chain, tuning steps per chain, number of chains.
+    seed : int
+        Seed for every random choice of the sampler.
+    target_accept : float
+        Target acceptance rate for step-size adaptation.
+    progressbar : bool
+        Show the sampler's progress bar.
+    initvals : dict, optional
+        Starting point (unconstrained values) for warm starts, PyMC sampler only.
+    """
+    name = resolve_sampler(sampler)
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    if name == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progress_bar=progressbar,
+        )
+    else:
+        with model:
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=min(chains, 2),
+                random_seed=seed,
+                target_accept=target_accept,
+                progressbar=progressbar,
+                nuts_sampler=name,
+                initvals=initvals,
+                compute_convergence_checks=False,
+            )
+    idata.attrs["sampler"] = name
+    return idata
