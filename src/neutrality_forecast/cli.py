@@ -77,9 +77,7 @@ def validate(
     for col in ("case", "country", "window", "outcomes (occurred)", "events", "event dates"):
         table.add_column(col)
     for row in cs.summary().itertuples(index=False):
-        dates = (
-            f"{row.first_event.date()} .. {row.last_event.date()}" if row.events else "-"
-        )
+        dates = f"{row.first_event.date()} .. {row.last_event.date()}" if row.events else "-"
         table.add_row(
             row.case_id,
             row.country,
@@ -168,7 +166,7 @@ def forecast(
             progressbar=_progress(),
         )
     except GateFailed as exc:
-        err.print(f"[bold red]{exc}[/]", highlight=False)
+        err.print(str(exc), style="bold red", markup=False, highlight=False)
         err.print("The run was NOT published as a forecast.")
         raise typer.Exit(EXIT_GATE) from None
     except ValueError as exc:

@@ -34,6 +34,13 @@ class Decay(_Strict):
     lag_months: int = Field(ge=0, le=12)
 
 
+class Intensity(_Strict):
+    normalise: bool = True
+    reference_rate: float = Field(default=0.15, gt=0)
+    min_factor: float = Field(default=0.1, gt=0)
+    max_factor: float = Field(default=4.0, gt=0)
+
+
 class Admiralty(_Strict):
     reliability: dict[str, float]
     credibility: dict[str, float]
@@ -80,6 +87,7 @@ class Category(_Strict):
 class EvidenceConfig(_Strict):
     schema_version: int = 1
     decay: Decay
+    intensity: Intensity = Intensity()
     admiralty: Admiralty
     quads: dict[str, list[str]]
     roles: Roles
@@ -196,6 +204,7 @@ def load_config(
     model_file : str or Path, optional
         A ``model.toml`` to use instead of the one in ``config_dir``; ``evidence.toml``
         is then read from the same folder as ``model_file`` when present there.
+
     """
     folder = Path(config_dir) if config_dir is not None else default_config_dir()
     mpath = Path(model_file) if model_file is not None else folder / "model.toml"

@@ -90,6 +90,7 @@ def check_gate(
         Defaults to the documented values above.
     var_names : list of str, optional
         Variables to check; default all posterior variables.
+
     """
     t = thresholds or GateSettings()
     post = idata.posterior if var_names is None else idata.posterior[var_names]

@@ -72,6 +72,7 @@ def run_sampler(
         Show the sampler's progress bar.
     initvals : dict, optional
         Starting point (unconstrained values) for warm starts, PyMC sampler only.
+
     """
     name = resolve_sampler(sampler)
     logging.getLogger("pymc").setLevel(logging.ERROR)

@@ -86,6 +86,7 @@ def run_forecast(
         Invalid input (nothing written).
     GateFailed
         Diagnostics failed; only ``<out>.failed/`` with the diagnostics is written.
+
     """
     started = utc_now()
     config = config or load_config()

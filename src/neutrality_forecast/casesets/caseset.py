@@ -70,6 +70,7 @@ class CaseSet:
         columns are kept as text.
     root : Path or None
         The folder the set was read from, if any.
+
     """
 
     cases: pd.DataFrame
@@ -118,9 +119,7 @@ class CaseSet:
 
     def contexts(self) -> pd.Series:
         """Each event's contexts as a list of strings."""
-        return self.events["contexts"].map(
-            lambda s: [p.strip() for p in s.split(";") if p.strip()]
-        )
+        return self.events["contexts"].map(lambda s: [p.strip() for p in s.split(";") if p.strip()])
 
     # ------------------------------------------------------------------ derived sets
     def subset(self, case_ids: list[str]) -> CaseSet:

@@ -22,6 +22,7 @@ class Violation:
         Column name, ``-`` when the problem is not about one column.
     message : str
         What is wrong, in words.
+
     """
 
     file: str

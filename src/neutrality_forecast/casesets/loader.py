@@ -46,6 +46,7 @@ def load_case_set(path: str | Path) -> CaseSet:
     CaseSetError
         Listing every violation as ``file:row:column: message`` (row = 1-based data row,
         header = 0, ``-`` for whole-file problems). Nothing is ever written.
+
     """
     root = Path(path)
     violations: list[Violation] = []
@@ -61,9 +62,7 @@ def load_case_set(path: str | Path) -> CaseSet:
     validate_frames(raw, violations)
     if violations:
         raise CaseSetError(violations, root=str(root))
-    return CaseSet.from_raw(
-        raw[S.CASES_FILE], raw[S.OUTCOMES_FILE], raw[S.EVENTS_FILE], root=root
-    )
+    return CaseSet.from_raw(raw[S.CASES_FILE], raw[S.OUTCOMES_FILE], raw[S.EVENTS_FILE], root=root)
 
 
 def validate_frames(raw: dict[str, pd.DataFrame | None], violations: list[Violation]) -> None:

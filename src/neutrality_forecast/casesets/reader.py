@@ -40,6 +40,7 @@ def read_raw(
         ``None`` when the file cannot be read at all. Otherwise every column as ``str``
         (stripped), the index holding data row numbers; required columns that are missing
         are absent from the frame.
+
     """
     name = path.name
     if not path.is_file():

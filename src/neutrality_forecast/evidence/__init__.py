@@ -2,6 +2,7 @@
 
 from neutrality_forecast.evidence.covariates import (
     QuestionEvidence,
+    intensity_factor,
     month_index,
     question_evidence,
     stock_from_inflow,
@@ -13,6 +14,7 @@ __all__ = [
     "admiralty_weight",
     "category_matrix",
     "counterpart_role",
+    "intensity_factor",
     "month_index",
     "question_evidence",
     "stock_from_inflow",

@@ -21,7 +21,28 @@ from scipy.signal import lfilter
 from neutrality_forecast.config import EvidenceConfig
 from neutrality_forecast.evidence.mapping import admiralty_weight, category_matrix
 
-__all__ = ["QuestionEvidence", "month_index", "question_evidence", "stock_from_inflow"]
+__all__ = [
+    "QuestionEvidence",
+    "intensity_factor",
+    "month_index",
+    "question_evidence",
+    "stock_from_inflow",
+]
+
+
+def intensity_factor(events: pd.DataFrame, n_months: int, cfg: EvidenceConfig) -> float:
+    """Coding-intensity factor ``reference_rate / rate_c`` of a case (clipped).
+
+    ``rate_c`` is the case's Admiralty-weighted events per month over ``n_months`` observed
+    months. Returns 1 when normalisation is switched off.
+    """
+    opt = cfg.intensity
+    if not opt.normalise or n_months <= 0:
+        return 1.0
+    rate = float(admiralty_weight(events, cfg).sum()) / n_months if len(events) else 0.0
+    if rate <= 0:
+        return opt.max_factor
+    return float(np.clip(opt.reference_rate / rate, opt.min_factor, opt.max_factor))
 
 
 def month_index(when: pd.Timestamp | pd.Series | np.ndarray) -> np.ndarray | int:
@@ -54,6 +75,7 @@ class QuestionEvidence:
     contributions : ndarray, shape (events, categories)
         Each event's weighted indicator, rows aligned with ``event_ids`` and
         ``event_months`` (used for attribution and what-if analysis).
+
     """
 
     first_month: int
@@ -71,14 +93,20 @@ def question_evidence(
     first_month: int,
     last_month: int,
     cfg: EvidenceConfig,
+    scale: float = 1.0,
 ) -> QuestionEvidence:
-    """Monthly inflow of evidence for one question from the case's events."""
+    """Monthly inflow of evidence for one question from the case's events.
+
+    ``scale`` multiplies every event's weight (the case's coding-intensity factor, see
+    :func:`intensity_factor`).
+    """
     n_months = last_month - first_month + 1
     n_cat = len(cfg.categories)
     inflow = np.zeros((max(n_months, 0), n_cat))
     if events.empty:
         return QuestionEvidence(first_month, inflow, (), np.zeros(0, int), np.zeros((0, n_cat)))
-    contrib = category_matrix(events, country, partner, cfg) * admiralty_weight(events, cfg)[:, None]
+    weight = admiralty_weight(events, cfg) * scale
+    contrib = category_matrix(events, country, partner, cfg) * weight[:, None]
     months = np.asarray(month_index(events["date"]), dtype=int) - first_month
     keep = (months >= 0) & (months < n_months)
     np.add.at(inflow, months[keep], contrib[keep])

@@ -29,8 +29,10 @@ def counterpart_role(
     The counterpart is the recipient when the case's ``country`` acts, the actor when it
     receives, and the actor for third-party events. Roles are tried in ``roles.order``:
     ``domestic`` (the state acting on itself), ``partner`` (the outcome's partner or one of
-    its proxies; for partner-less outcomes any of ``roles.partnerless_partner``), ``threat``,
-    ``west``, ``rival`` (another great power) and ``other``.
+    its proxies; when the partner is itself western, any western state or organisation, i.e.
+    the partner's bloc; for partner-less outcomes any of ``roles.partnerless_partner``),
+    ``threat``, ``west`` (the West/NATO when the partner is not western), ``rival`` (another
+    great power) and ``other``.
     """
     if actor == country and recipient == country:
         return "domestic"
@@ -40,12 +42,12 @@ def counterpart_role(
     tests = {
         "domestic": False,
         "partner": (
-            power == partner
+            (power == partner or (partner in r.west and counterpart in r.west))
             if partner
             else (counterpart in r.partnerless_partner or power in r.partnerless_partner)
         ),
         "threat": counterpart in r.threats,
-        "west": counterpart in r.west,
+        "west": counterpart in r.west and partner not in r.west,
         "rival": power in r.great_powers and power != partner,
         "other": True,
     }

@@ -87,7 +87,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def fsync_tree(folder: Path) -> None:
-    """fsync every file in ``folder`` and the folder itself."""
+    """Fsync every file in ``folder`` and the folder itself."""
     for path in folder.rglob("*"):
         if path.is_file():
             with open(path, "rb") as fh:

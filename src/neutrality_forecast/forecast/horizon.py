@@ -98,6 +98,7 @@ def simulate_joint(
     ndarray, shape (draws, months, 2**n)
         ``P[s, t, b]`` = probability that exactly the outcomes in bit pattern ``b``
         (bit i = outcome i) have occurred by the end of forecast month ``t``.
+
     """
     n = len(hazards)
     n_draws, n_months = hazards[0][0].shape

@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from neutrality_forecast.evidence import stock_from_inflow
-from neutrality_forecast.forecast.horizon import future_covariates, horizon_probabilities
+from neutrality_forecast.forecast.horizon import horizon_probabilities
 from neutrality_forecast.model.fitted import FittedModel
 
 __all__ = ["Forecast", "drivers_table", "make_forecast"]
@@ -37,6 +37,7 @@ class Forecast:
         plus the intercept, case effect and neutrality penalty.
     draws : xarray.Dataset
         ``p(draw, outcome, horizon)`` and ``joint(draw, horizon, combo)``.
+
     """
 
     case_id: str
@@ -76,8 +77,12 @@ def drivers_table(fitted: FittedModel, case_id: str, as_of: pd.Timestamp) -> pd.
         if q.case_id != case_id:
             continue
         upto = m0 - q.first_month + 1
-        inflow = np.vstack([q.evidence.inflow[: max(upto, 0)], np.zeros((1, len(fitted.data.categories)))])
-        x = np.log1p(stock_from_inflow(inflow, half_life=dec.half_life_months, lag=dec.lag_months)[-1])
+        inflow = np.vstack(
+            [q.evidence.inflow[: max(upto, 0)], np.zeros((1, len(fitted.data.categories)))]
+        )
+        x = np.log1p(
+            stock_from_inflow(inflow, half_life=dec.half_life_months, lag=dec.lag_months)[-1]
+        )
         k, c = q.outcome_idx, q.case_idx
         terms = {"intercept (alpha)": draws["alpha"][:, k], "case effect (u)": draws["u"][:, c, k]}
         for j, name in enumerate(fitted.data.categories):
@@ -92,7 +97,9 @@ def drivers_table(fitted: FittedModel, case_id: str, as_of: pd.Timestamp) -> pd.
                     "case_id": case_id,
                     "outcome": q.outcome,
                     "term": term,
-                    "x": float(x[fitted.data.categories.index(j)]) if term.startswith("evidence") else np.nan,
+                    "x": float(x[fitted.data.categories.index(j)])
+                    if term.startswith("evidence")
+                    else np.nan,
                     "logodds_mean": float(vals.mean()),
                     "logodds_q05": float(np.quantile(vals, 0.05)),
                     "logodds_q95": float(np.quantile(vals, 0.95)),

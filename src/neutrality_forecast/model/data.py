@@ -19,6 +19,7 @@ from neutrality_forecast.casesets.schema import OUTCOMES
 from neutrality_forecast.config import Config
 from neutrality_forecast.evidence import (
     QuestionEvidence,
+    intensity_factor,
     month_index,
     question_evidence,
     stock_from_inflow,
@@ -40,6 +41,7 @@ class Question:
     occurred: bool
     occurred_month: int | None
     revision_month: int | None
+    intensity: float
     first_month: int
     last_month: int
     evidence: QuestionEvidence
@@ -97,6 +99,7 @@ def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
         outs = case_set.outcomes_of(case.case_id)
         rev = outs[(outs["outcome"] == "neutrality_revision") & outs["occurred"]]
         rev_month = int(month_index(rev["occurred_on"].iloc[0])) if len(rev) else None
+        scale = intensity_factor(events, last - first + 1, ev_cfg)
         for out in outs.itertuples(index=False):
             k = OUTCOMES.index(str(out.outcome))
             partner = None if pd.isna(out.partner) else str(out.partner)
@@ -107,6 +110,7 @@ def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
                 first_month=first,
                 last_month=last,
                 cfg=ev_cfg,
+                scale=scale,
             )
             occ_month = int(month_index(out.occurred_on)) if out.occurred else None
             q = Question(
@@ -119,6 +123,7 @@ def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
                 occurred=bool(out.occurred),
                 occurred_month=occ_month,
                 revision_month=rev_month,
+                intensity=scale,
                 first_month=first,
                 last_month=last,
                 evidence=evid,
@@ -146,8 +151,8 @@ def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
     allrows = np.vstack(rows) if rows else np.zeros((0, 4 + len(ev_cfg.categories)))
     keys, inverse = np.unique(allrows[:, :-1], axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    trials = np.bincount(inverse, minlength=len(keys)).astype(float)
-    y = np.bincount(inverse, weights=allrows[:, -1], minlength=len(keys))
+    trials = np.bincount(inverse, minlength=len(keys)).astype(np.int64)
+    y = np.rint(np.bincount(inverse, weights=allrows[:, -1], minlength=len(keys))).astype(np.int64)
     return ModelData(
         case_ids=case_ids,
         outcomes=list(OUTCOMES),

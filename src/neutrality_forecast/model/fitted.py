@@ -28,7 +28,7 @@ __all__ = ["FittedModel", "ModelIOError", "fit", "load_fitted"]
 
 PARAMS = ("alpha", "beta", "u", "gamma")
 GATE_VARS = [
-    "mu_alpha", "sigma_alpha", "z_alpha", "mu_beta", "sigma_beta", "z_beta",
+    "mu_alpha", "z_alpha", "mu_beta", "sigma_beta", "z_beta",
     "sigma_case", "z_case", "gamma", "alpha", "beta",
 ]  # fmt: skip
 
@@ -166,6 +166,7 @@ def load_fitted(path: str | Path, case_set: CaseSet, config: Config | None = Non
     ModelIOError
         When the file's model version differs from ``config``'s (or the stored config's),
         or its data hash differs from ``case_set.data_hash()``.
+
     """
     idata = az.from_netcdf(str(path), engine="h5netcdf")
     attrs = idata.attrs

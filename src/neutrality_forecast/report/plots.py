@@ -31,7 +31,9 @@ def _label(row: pd.Series | dict) -> str:
     return f"{base} ({partner})" if partner else base
 
 
-def fan_chart(table: pd.DataFrame, path: str | Path | None = None, *, title: str = "") -> plt.Figure:
+def fan_chart(
+    table: pd.DataFrame, path: str | Path | None = None, *, title: str = ""
+) -> plt.Figure:
     """Probability by horizon with 90 % credible bands, one line per outcome."""
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for outcome, grp in table.groupby("outcome", sort=False):
@@ -46,7 +48,7 @@ def fan_chart(table: pd.DataFrame, path: str | Path | None = None, *, title: str
         ax.plot(grp["horizon_months"], grp["p_mean"], marker="o", color=color, label=label)
     ax.set_xlabel("horizon (months after as-of date)")
     ax.set_ylabel("P(occurs within horizon)")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.02)
     ax.set_xticks(sorted(table["horizon_months"].unique()))
     as_of = table["as_of"].iloc[0] if len(table) else ""
     ax.set_title(title or f"{table['case_id'].iloc[0]} forecast as of {as_of} (mean, 90% CI)")
@@ -63,7 +65,7 @@ def diagnostic_plots(idata: az.InferenceData, folder: str | Path) -> list[Path]:
     """Rank plots of the hyperparameters and the energy plot, saved as PNGs."""
     folder = Path(folder)
     out = []
-    names = [v for v in ("mu_alpha", "sigma_alpha", "gamma", "sigma_case") if v in idata.posterior]
+    names = [v for v in ("mu_alpha", "sigma_beta", "gamma", "sigma_case") if v in idata.posterior]
     axes = az.plot_rank(idata, var_names=names, kind="vlines", figsize=(10, 2 * len(names) + 2))
     fig = axes.ravel()[0].figure
     fig.suptitle("Rank plots (uniform across chains when mixing is good)")

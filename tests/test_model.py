@@ -1,0 +1,131 @@
+"""The PyMC model: structure, exact aggregation, priors, forecasting maths (no MCMC)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytest
+from tests.helpers import mock_fit
+
+import neutrality_forecast as nf
+from neutrality_forecast.forecast.horizon import simulate_joint
+from neutrality_forecast.model.data import ModelData
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return nf.load_case_set("tests/data/tiny")
+
+
+def test_model_structure(tiny):
+    data = nf.build_model_data(tiny, nf.load_config())
+    model = nf.HazardModel(data, nf.load_config()).build_model()
+    free = {v.name for v in model.free_RVs}
+    assert {"mu_alpha", "z_alpha", "mu_beta", "z_beta", "sigma_case", "z_case", "gamma"} <= free
+    assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
+    assert "binomial" in str(model["y"].owner.op).lower()
+
+
+def _disaggregated(data: ModelData) -> ModelData:
+    """Expand binomial rows back to one Bernoulli row per at-risk month."""
+    reps = data.trials.astype(int)
+    y = np.concatenate(
+        [np.r_[np.ones(k), np.zeros(n - k)] for n, k in zip(reps, data.y, strict=True)]
+    )
+    return ModelData(
+        case_ids=data.case_ids, outcomes=data.outcomes, categories=data.categories,
+        link_outcomes=data.link_outcomes, questions=data.questions,
+        case_idx=np.repeat(data.case_idx, reps), outcome_idx=np.repeat(data.outcome_idx, reps),
+        x=np.repeat(data.x, reps, axis=0), standing=np.repeat(data.standing, reps),
+        trials=np.ones(reps.sum(), dtype=np.int64), y=y.astype(np.int64),
+    )  # fmt: skip
+
+
+def test_aggregated_likelihood_is_exact(tiny):
+    cfg = nf.load_config()
+    agg = nf.build_model_data(tiny, cfg)
+    assert agg.n_rows < agg.meta["at_risk_months"]
+    m_agg = nf.HazardModel(agg, cfg).build_model()
+    m_full = nf.HazardModel(_disaggregated(agg), cfg).build_model()
+    f_agg, f_full = m_agg.compile_logp(), m_full.compile_logp()
+    rng = np.random.default_rng(3)
+    diffs = []
+    for _ in range(3):
+        point = {
+            k: v + rng.normal(scale=0.3, size=np.shape(v)) for k, v in m_agg.initial_point().items()
+        }
+        diffs.append(f_agg(point) - f_full(point))
+    # Binomial and Bernoulli differ only by the constant log C(n, y)
+    assert np.ptp(diffs) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_prior_base_rate_is_plausible(tiny):
+    cfg = nf.load_config()
+    model = nf.HazardModel(nf.build_model_data(tiny, cfg), cfg).build_model()
+    with model:
+        prior = pm.sample_prior_predictive(draws=2000, random_seed=1, var_names=["alpha"])
+    monthly = 1 / (1 + np.exp(-prior.prior["alpha"].values))
+    yearly = 1 - (1 - np.median(monthly)) ** 12
+    assert 0.01 < yearly < 0.2  # median prior: a realignment every 5-100 years
+
+
+def test_simulate_joint_matches_closed_form():
+    h = np.full((4, 24), 0.05)
+    out = simulate_joint(
+        [(h, h)], resolved=[False], linked=[False], revision=None, neutral_standing=False
+    )
+    t = np.arange(1, 25)
+    np.testing.assert_allclose(out[0, :, 1], 1 - 0.95**t)
+    np.testing.assert_allclose(out.sum(-1), 1.0)
+
+
+def test_simulate_joint_link_lifts_penalty_after_revision():
+    n = np.full((1, 12), 0.2)
+    basing_free, basing_stand = np.full((1, 12), 0.1), np.full((1, 12), 0.01)
+    out = simulate_joint(
+        [(n, n), (basing_free, basing_stand)],
+        resolved=[False, False], linked=[False, True], revision=0, neutral_standing=True,
+    )  # fmt: skip
+    p = out[0, -1]  # index = bit0 (revision) + 2 * bit1 (basing)
+    p_b_given_n = p[3] / (p[1] + p[3])
+    p_b_given_not_n = p[2] / (p[0] + p[2])
+    assert p_b_given_n > 3 * p_b_given_not_n
+    np.testing.assert_allclose(out.sum(-1), 1.0)
+
+
+def test_forecast_tables_with_mock_fit(tiny, monkeypatch):
+    fitted = mock_fit(tiny, monkeypatch=monkeypatch)
+    fc = nf.make_forecast(fitted, "XTC", horizons=[3, 6, 12, 24])
+    t = fc.table
+    assert list(t.columns[:12]) == [
+        "case_id", "outcome", "partner", "as_of", "horizon_months", "target_date",
+        "p_mean", "p_median", "p_q05", "p_q95", "status", "occurred_on",
+    ]  # fmt: skip
+    for _, grp in t.groupby("outcome"):
+        assert grp.sort_values("horizon_months")["p_mean"].is_monotonic_increasing
+        assert (grp["p_q05"] <= grp["p_median"]).all() and (grp["p_median"] <= grp["p_q95"]).all()
+    sums = fc.joint.groupby("horizon_months")["p_mean"].sum()
+    np.testing.assert_allclose(sums, 1.0)
+    assert len(fc.joint) == 4 * 8
+    cond = fc.conditional
+    assert "P(foreign_basing | neutrality_revision)" in set(cond["quantity"])
+    # per-draw joint sums to one too
+    np.testing.assert_allclose(fc.draws["joint"].sum("combo"), 1.0)
+
+
+def test_resolved_outcomes_not_forecast(tiny, monkeypatch):
+    fitted = mock_fit(tiny, monkeypatch=monkeypatch)
+    t = nf.make_forecast(fitted, "XTA").table
+    assert set(t["status"]) == {"resolved"}
+    assert (t["p_mean"] == 1.0).all()
+    assert set(t["occurred_on"]) == {"2014-06-15", "2015-03-01"}
+
+
+def test_as_of_uses_only_past_evidence(tiny):
+    from neutrality_forecast.workflow import prepare
+
+    cut, when = prepare(tiny, "XTA", "2014-01-31")
+    assert cut.events_of("XTA")["date"].max() <= when
+    assert not cut.outcomes_of("XTA")["occurred"].any()  # both occurred later
+    assert cut.case("XTA")["window_end"] == when
+    assert len(cut.events_of("XTB")) == len(tiny.events_of("XTB"))  # others untouched
