@@ -23,7 +23,8 @@ def test_model_structure(tiny):
     free = {v.name for v in model.free_RVs}
     assert {"mu_alpha", "z_alpha", "mu_beta", "z_beta", "sigma_case", "z_case", "gamma"} <= free
     assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
-    assert "binomial" in str(model["y"].owner.op).lower()
+    assert [p.name for p in model.potentials] == ["loglik"]
+    assert model["design"].get_value().shape == (data.n_rows, 3 + 3 * 3 + 3 * 7 + 3)
 
 
 def _disaggregated(data: ModelData) -> ModelData:

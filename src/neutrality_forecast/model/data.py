@@ -69,6 +69,22 @@ class ModelData:
         """Binomial rows after aggregation."""
         return len(self.y)
 
+    def design(self) -> np.ndarray:
+        """Dense design matrix ``Z`` with ``eta = Z @ theta`` (see :class:`HazardModel`).
+
+        Column blocks, in order: outcome one-hot (K) for ``alpha``; case x outcome one-hot
+        (C*K, case-major) for ``u``; covariates times outcome one-hot (K*J, outcome-major)
+        for ``beta``; standing times outcome one-hot (K) for ``-gamma``.
+        """
+        n, k_n, c_n, j_n = self.n_rows, len(self.outcomes), len(self.case_ids), self.x.shape[1]
+        rows = np.arange(n)
+        onehot_k = np.zeros((n, k_n))
+        onehot_k[rows, self.outcome_idx] = 1.0
+        onehot_ck = np.zeros((n, c_n * k_n))
+        onehot_ck[rows, self.case_idx * k_n + self.outcome_idx] = 1.0
+        xk = (onehot_k[:, :, None] * self.x[:, None, :]).reshape(n, k_n * j_n)
+        return np.hstack([onehot_k, onehot_ck, xk, onehot_k * self.standing[:, None]])
+
     def question(self, case_id: str, outcome: str) -> Question:
         """The question for ``case_id`` and ``outcome`` (``KeyError`` if absent)."""
         for q in self.questions:

@@ -26,7 +26,10 @@ class HazardModel:
     and the likelihood is :math:`y_{ckt} \sim \mathrm{Bernoulli}(h_{ckt})` over every
     at-risk month, evaluated in the exactly equivalent aggregated form
     :math:`Y_r \sim \mathrm{Binomial}(n_r, h_r)` over groups of months with identical
-    covariates.
+    covariates, written as the potential
+    :math:`\sum_r Y_r \eta_r - n_r \log(1 + e^{\eta_r})` (the binomial log-likelihood
+    without its constant :math:`\log\binom{n_r}{Y_r}`, which costs a third of a gradient
+    evaluation and carries no information).
 
     * :math:`x_{ckjt} = \log(1 + \text{stock})` is the Admiralty-weighted, exponentially
       decayed count of events of evidence category :math:`j` dated before month :math:`t`
@@ -71,6 +74,12 @@ class HazardModel:
       about :math:`e^2 \approx 7`, with room (sd 1) from ~2.7x to ~20x. For accords the
       effect is weaker (neutral states do sign cooperation treaties), centred at 0.5.
 
+    Implementation: the linear predictor is evaluated as one dense product
+    :math:`\eta = Z\theta` with :math:`\theta = (\alpha, u, \beta, -\gamma)` and the design
+    matrix :math:`Z` of :meth:`ModelData.design` (one-hot blocks times covariates). This is the
+    same function as the indexed form above, with a gradient that is two matrix-vector
+    products instead of scatter/gather operations (several times faster per gradient).
+
     Case effects are independent across outcomes: most cases carry one to three outcome
     rows, too few to learn a correlation matrix (an LKJ version sampled with divergences
     in trials).
@@ -88,7 +97,8 @@ class HazardModel:
             "category": self.data.categories,
             "case": self.data.case_ids,
             "link_outcome": self.data.link_outcomes,
-            "obs": [str(i) for i in range(self.data.n_rows)],
+            "obs": np.arange(self.data.n_rows),
+            "column": np.arange(self.data.design().shape[1]),
         }
 
     def build_model(self) -> pm.Model:
@@ -96,10 +106,7 @@ class HazardModel:
         d, p = self.data, self.config.model.priors
         link_k = np.array([d.outcomes.index(o) for o in d.link_outcomes], dtype=int)
         with pm.Model(coords=self.coords) as model:
-            x = pm.Data("x", d.x, dims=("obs", "category"))
-            c_idx = pm.Data("case_idx", d.case_idx, dims="obs")
-            k_idx = pm.Data("outcome_idx", d.outcome_idx, dims="obs")
-            standing = pm.Data("standing", d.standing, dims="obs")
+            design = pm.Data("design", d.design(), dims=("obs", "column"))
             trials = pm.Data("trials", d.trials, dims="obs")
 
             mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
@@ -129,11 +136,10 @@ class HazardModel:
                 )
                 gamma_k = pt.set_subtensor(gamma_k[link_k], gamma)
 
-            eta = (
-                alpha[k_idx]
-                + u[c_idx, k_idx]
-                + (x * beta[k_idx]).sum(axis=-1)
-                - gamma_k[k_idx] * standing
-            )
-            pm.Binomial("y", n=trials, logit_p=eta, observed=d.y, dims="obs")
+            # eta = alpha[k] + u[c, k] + x . beta[k] - gamma[k] * standing, as one product
+            theta = pt.concatenate([alpha, u.ravel(), beta.ravel(), -gamma_k])
+            eta = pt.dot(design, theta)
+            # Binomial log-likelihood without its constant log C(n, y): y*eta - n*log(1+e^eta)
+            y = pm.Data("y", d.y, dims="obs")
+            pm.Potential("loglik", pt.sum(y * eta - trials * pt.softplus(eta)))
         return model
