@@ -184,3 +184,9 @@ def forecast(
 def main() -> None:  # pragma: no cover
     """Entry point for ``python -m neutrality_forecast``."""
     app()
+
+
+# --------------------------------------------------------------------------------------
+# Further commands live in their own sections below (one section per feature); each is a
+# thin wrapper around library code in its own module.
+# --------------------------------------------------------------------------------------
