@@ -13,9 +13,10 @@ import logging
 from typing import Literal
 
 import arviz as az
+import numpy as np
 import pymc as pm
 
-__all__ = ["SAMPLERS", "available_samplers", "resolve_sampler", "run_sampler"]
+__all__ = ["SAMPLERS", "CompiledModel", "available_samplers", "resolve_sampler", "run_sampler"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 SamplerName = Literal["auto", "nutpie", "pymc", "numpyro"]
@@ -105,3 +106,65 @@ def run_sampler(
             )
     idata.attrs["sampler"] = name
     return idata
+
+
+class CompiledModel:
+    """Compile a model once and sample it on many data sets of the same structure.
+
+    The data containers (``pm.Data``) may change length between calls (e.g. the rows of a
+    left-out case removed in a backtest fold); parameters must keep their shapes. With
+    nutpie the compiled model is re-used through ``with_data`` (no recompilation); with
+    PyMC the data are swapped with ``pm.set_data`` and PyTensor's on-disk cache avoids
+    most of the C compilation.
+    """
+
+    def __init__(self, model: pm.Model, *, sampler: SamplerName = "auto") -> None:
+        self.model = model
+        self.sampler = resolve_sampler(sampler)
+        self._compiled = None
+        if self.sampler == "nutpie":
+            import nutpie
+
+            self._compiled = nutpie.compile_pymc_model(model)
+
+    def sample(
+        self,
+        data: dict | None = None,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        seed: int = 0,
+        target_accept: float = 0.9,
+        progressbar: bool = True,
+    ) -> az.InferenceData:
+        """Sample with ``data`` (name -> array) swapped into the model's data containers."""
+        if self._compiled is not None:
+            import nutpie
+
+            compiled = self._compiled.with_data(**data) if data else self._compiled
+            idata = nutpie.sample(
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                target_accept=target_accept,
+                progress_bar=progressbar,
+            )
+            idata.attrs["sampler"] = "nutpie"
+            return idata
+        if data:
+            n_obs = len(next(iter(data.values())))
+            with self.model:
+                pm.set_data(data, coords={"obs": np.arange(n_obs)})
+        return run_sampler(
+            self.model,
+            sampler=self.sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progressbar=progressbar,
+        )

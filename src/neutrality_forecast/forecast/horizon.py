@@ -22,11 +22,19 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from neutrality_forecast.config import Config
 from neutrality_forecast.evidence import month_index, stock_from_inflow
 from neutrality_forecast.model.data import Question
 from neutrality_forecast.model.fitted import FittedModel
 
-__all__ = ["future_covariates", "question_hazards", "simulate_joint"]
+__all__ = [
+    "as_of_month",
+    "future_covariates",
+    "horizon_probabilities",
+    "question_hazards",
+    "question_probabilities",
+    "simulate_joint",
+]
 
 
 def future_covariates(
@@ -139,30 +147,29 @@ def as_of_month(as_of: pd.Timestamp) -> int:
     return int(month_index(pd.Timestamp(as_of)))
 
 
-def horizon_probabilities(
-    fitted: FittedModel,
-    case_id: str,
+def question_probabilities(
+    qs: list[Question],
+    draws: dict[str, np.ndarray],
     *,
-    as_of: pd.Timestamp,
+    config: Config,
+    link_outcomes: list[str],
+    as_of_month: int,
     horizons: list[int],
     extra_inflow: dict[str, np.ndarray] | None = None,
+    evidence: bool = True,
 ) -> dict:
-    """Per-draw marginal, joint and conditional probabilities at each horizon.
+    """Per-draw marginal and joint probabilities for the questions of one case.
 
-    Returns a dict with ``outcomes`` (list), ``questions``, ``resolved`` (bool list),
-    ``marginal`` (draws, horizons, outcomes), ``joint`` (draws, horizons, 2**n) and
-    ``bits`` (list of tuples).
+    The core of :func:`horizon_probabilities`, usable with questions and draws that do not
+    come from one fitted model (backtests forecast a left-out case whose case effects are
+    drawn from their prior). ``evidence=False`` zeroes the covariates (the evidence-free
+    baseline).
     """
-    cfg = fitted.config
-    dec = cfg.evidence.decay
-    fc = cfg.model.forecast
-    m0 = as_of_month(as_of)
-    qs = [q for q in fitted.data.questions if q.case_id == case_id]
-    if not qs:
-        raise KeyError(f"case {case_id!r} has no outcome questions in the fitted data")
-    qs.sort(key=lambda q: q.outcome_idx)
+    dec = config.evidence.decay
+    fc = config.model.forecast
+    m0 = as_of_month
+    qs = sorted(qs, key=lambda q: q.outcome_idx)
     n_months = max(horizons)
-    draws = fitted.draws()
     hazards, resolved, linked = [], [], []
     for q in qs:
         x = future_covariates(
@@ -175,9 +182,11 @@ def horizon_probabilities(
             recent_months=fc.recent_months,
             extra_inflow=None if extra_inflow is None else extra_inflow.get(q.outcome),
         )
+        if not evidence:
+            x = np.zeros_like(x)
         hazards.append(question_hazards(q, x, draws))
         resolved.append(q.occurred and q.occurred_month is not None and q.occurred_month <= m0)
-        linked.append(q.outcome in fitted.data.link_outcomes)
+        linked.append(q.outcome in link_outcomes)
     names = [q.outcome for q in qs]
     revision = names.index("neutrality_revision") if "neutrality_revision" in names else None
     rev_month = qs[0].revision_month
@@ -203,3 +212,31 @@ def horizon_probabilities(
         "bits": bits,
         "as_of_month": m0,
     }
+
+
+def horizon_probabilities(
+    fitted: FittedModel,
+    case_id: str,
+    *,
+    as_of: pd.Timestamp,
+    horizons: list[int],
+    extra_inflow: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """Per-draw marginal, joint and conditional probabilities at each horizon.
+
+    Returns a dict with ``outcomes`` (list), ``questions``, ``resolved`` (bool list),
+    ``marginal`` (draws, horizons, outcomes), ``joint`` (draws, horizons, 2**n) and
+    ``bits`` (list of tuples).
+    """
+    qs = [q for q in fitted.data.questions if q.case_id == case_id]
+    if not qs:
+        raise KeyError(f"case {case_id!r} has no outcome questions in the fitted data")
+    return question_probabilities(
+        qs,
+        fitted.draws(),
+        config=fitted.config,
+        link_outcomes=fitted.data.link_outcomes,
+        as_of_month=as_of_month(as_of),
+        horizons=horizons,
+        extra_inflow=extra_inflow,
+    )

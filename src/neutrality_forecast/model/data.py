@@ -85,6 +85,28 @@ class ModelData:
         xk = (onehot_k[:, :, None] * self.x[:, None, :]).reshape(n, k_n * j_n)
         return np.hstack([onehot_k, onehot_ck, xk, onehot_k * self.standing[:, None]])
 
+    def model_inputs(
+        self, *, exclude_cases: list[str] | tuple[str, ...] = (), evidence: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Data for the model's containers: ``design``, ``trials``, ``y``.
+
+        Parameters
+        ----------
+        exclude_cases : list of str
+            Drop these cases' rows (their case effects then follow the prior): a
+            leave-one-case-out fold.
+        evidence : bool
+            False zeroes the evidence columns: the evidence-free baseline model.
+
+        """
+        keep = ~np.isin(self.case_idx, [self.case_ids.index(c) for c in exclude_cases])
+        design = self.design()[keep]
+        if not evidence:
+            k_n, c_n, j_n = len(self.outcomes), len(self.case_ids), self.x.shape[1]
+            start = k_n + c_n * k_n
+            design[:, start : start + k_n * j_n] = 0.0
+        return {"design": design, "trials": self.trials[keep], "y": self.y[keep]}
+
     def question(self, case_id: str, outcome: str) -> Question:
         """The question for ``case_id`` and ``outcome`` (``KeyError`` if absent)."""
         for q in self.questions:

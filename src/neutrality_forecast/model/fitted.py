@@ -22,9 +22,9 @@ from neutrality_forecast.config import Config
 from neutrality_forecast.diagnostics import GateResult, check_gate
 from neutrality_forecast.model.data import ModelData, build_model_data
 from neutrality_forecast.model.hazard import HazardModel
-from neutrality_forecast.sampling import run_sampler
+from neutrality_forecast.sampling import CompiledModel
 
-__all__ = ["FittedModel", "ModelIOError", "fit", "load_fitted"]
+__all__ = ["FittedModel", "ModelIOError", "fit", "fit_compiled", "load_fitted"]
 
 PARAMS = ("alpha", "beta", "u", "gamma")
 GATE_VARS = [
@@ -128,14 +128,49 @@ def fit(
     Options left as ``None`` come from ``config.model.sampling``. The result always carries
     its :class:`GateResult`; callers must not publish a fit whose ``gate.passed`` is False.
     """
+    data = build_model_data(case_set, config)
+    start = time.perf_counter()
+    compiled = CompiledModel(
+        HazardModel(data, config).build_model(), sampler=sampler or config.model.sampling.sampler
+    )
+    return fit_compiled(
+        compiled,
+        case_set,
+        config,
+        data,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        progressbar=progressbar,
+        started=start,
+    )
+
+
+def fit_compiled(
+    compiled: CompiledModel,
+    case_set: CaseSet,
+    config: Config,
+    data: ModelData,
+    *,
+    inputs: dict | None = None,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    progressbar: bool = True,
+    started: float | None = None,
+) -> FittedModel:
+    """Sample an already compiled model (optionally with swapped ``inputs``) and gate it.
+
+    ``inputs`` are the model's data containers (see :meth:`ModelData.model_inputs`);
+    ``None`` uses ``data`` as compiled.
+    """
     s = config.model.sampling
     seed = s.seed if seed is None else seed
-    data = build_model_data(case_set, config)
-    model = HazardModel(data, config).build_model()
-    start = time.perf_counter()
-    idata = run_sampler(
-        model,
-        sampler=sampler or s.sampler,
+    start = time.perf_counter() if started is None else started
+    idata = compiled.sample(
+        inputs,
         draws=draws or s.draws,
         tune=s.tune if tune is None else tune,
         chains=chains or s.chains,
@@ -153,7 +188,7 @@ def fit(
         idata=idata,
         gate=gate,
         seed=seed,
-        sampler=idata.attrs.get("sampler", str(sampler)),
+        sampler=idata.attrs.get("sampler", compiled.sampler),
         fit_seconds=seconds,
     )
 
