@@ -272,7 +272,12 @@ def run_backtest(
     draws, tune, chains : int
         Sampling settings per fold (smaller than a publication fit; each fold's diagnostics
         are recorded in ``fits``).
-
+    seed : int, optional
+        Base seed (fold ``i`` uses ``seed + i``); default from the configuration.
+    sampler : str, optional
+        Sampler override (default from the configuration).
+    progressbar : bool
+        Show a progress bar over fits.
     """
     if mode not in ("loco", "external", "both"):
         raise ValueError(f"mode must be loco, external or both, not {mode!r}")
