@@ -30,6 +30,7 @@ from neutrality_forecast.model import (  # noqa: E402
     load_fitted,
 )
 from neutrality_forecast.paths import default_cases_dir, default_config_dir  # noqa: E402
+from neutrality_forecast.scenario import WhatIfResult, what_if  # noqa: E402
 
 __all__ = [
     "CaseSet",
@@ -42,6 +43,7 @@ __all__ = [
     "HazardModel",
     "ModelIOError",
     "Violation",
+    "WhatIfResult",
     "__version__",
     "build_model_data",
     "check_gate",
@@ -52,4 +54,5 @@ __all__ = [
     "load_config",
     "load_fitted",
     "make_forecast",
+    "what_if",
 ]

@@ -247,7 +247,7 @@ def run_backtest(
     horizons: list[int] | None = None,
     draws: int = 500,
     tune: int = 500,
-    chains: int = 2,
+    chains: int = 4,
     seed: int | None = None,
     sampler: str | None = None,
     progressbar: bool = True,
@@ -278,6 +278,7 @@ def run_backtest(
         Sampler override (default from the configuration).
     progressbar : bool
         Show a progress bar over fits.
+
     """
     if mode not in ("loco", "external", "both"):
         raise ValueError(f"mode must be loco, external or both, not {mode!r}")

@@ -10,6 +10,7 @@ A run folder holds::
     diagnostics.json  the gate (``passed`` plus every statistic)
     posterior.nc      ArviZ InferenceData (``arviz.from_netcdf`` loads it)
     fan_chart.png, rank.png, energy.png
+    report.html       self-contained HTML report (neutrality_forecast.report.html)
 
 The folder is built under a temporary name next to the destination, every file is fsynced,
 and the folder is renamed into place: readers never see a half-written run.
@@ -173,6 +174,9 @@ def write_run(
         for fc in forecasts:
             name = "fan_chart.png" if len(forecasts) == 1 else f"fan_chart_{fc.case_id}.png"
             fan_chart(fc.table, tmp / name)
+        from neutrality_forecast.report.html import write_report  # report.html (issue 6)
+
+        write_report(tmp, fitted=fitted)
         atomic_replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,7 @@ not match what the caller supplies.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class FittedModel:
                 "seed": int(self.seed),
                 "sampler": self.sampler,
                 "gate_passed": int(self.gate.passed),
+                "gate_json": json.dumps(self.gate.to_dict()),
             }
         )
         idata.to_netcdf(str(path), engine="h5netcdf")
@@ -193,8 +195,12 @@ def fit_compiled(
     )
 
 
-def load_fitted(path: str | Path, case_set: CaseSet, config: Config | None = None) -> FittedModel:
+def load_fitted(
+    path: str | Path, case_set: CaseSet, config: Config | None = None, *, recheck: bool = False
+) -> FittedModel:
     """Load a fit saved by :meth:`FittedModel.save`, refusing mismatches.
+
+    The diagnostics stored with the fit are reused; ``recheck=True`` recomputes them.
 
     Raises
     ------
@@ -221,8 +227,11 @@ def load_fitted(path: str | Path, case_set: CaseSet, config: Config | None = Non
             f"{case_set.data_hash()[:12]}...; refit on the new data"
         )
     data = build_model_data(case_set, config)
-    gate_vars = [v for v in GATE_VARS if v in idata.posterior]
-    gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars)
+    if "gate_json" in attrs and not recheck:
+        gate = GateResult(**json.loads(attrs["gate_json"]))
+    else:
+        gate_vars = [v for v in GATE_VARS if v in idata.posterior]
+        gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars)
     return FittedModel(
         case_set=case_set,
         config=config,

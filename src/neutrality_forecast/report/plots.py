@@ -1,4 +1,4 @@
-"""Figures: fan chart, diagnostics (rank and energy), probability over time."""
+"""Figures: fan chart, diagnostics, probability over time, drivers, what-if, reliability."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ import matplotlib
 matplotlib.use("Agg")
 import arviz as az  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["diagnostic_plots", "fan_chart", "probability_over_time"]
+__all__ = [
+    "diagnostic_plots",
+    "drivers_chart",
+    "fan_chart",
+    "history_chart",
+    "probability_over_time",
+    "reliability_diagram",
+    "what_if_chart",
+]
 
 COLORS = {
     "neutrality_revision": "#1b6ca8",
@@ -116,3 +125,220 @@ def probability_over_time(
         fig.savefig(path)
         plt.close(fig)
     return fig
+
+
+def _finish(fig: plt.Figure, path: str | Path | None) -> plt.Figure:
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
+def history_chart(
+    history: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    path: str | Path | None = None,
+    *,
+    horizon: int = 12,
+    title: str = "",
+    resolved: dict[str, str] | None = None,
+) -> plt.Figure:
+    """Probability at one horizon across as-of dates, one panel per outcome, events marked.
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``as_of, outcome, horizon_months, p_mean, p_q05, p_q95`` (``partner`` optional).
+    events : DataFrame, optional
+        Coded events (``date``, ``event_type``); drawn as ticks along the bottom of each
+        panel, coloured by PLOVER quad (cooperative vs conflictual).
+    path : str or Path, optional
+        Save the figure here (PNG) and close it.
+    horizon : int, keyword-only
+        The horizon to show (months).
+    title : str, keyword-only
+        Figure title.
+    resolved : dict, optional
+        ``outcome -> date`` of outcomes that occurred; marked with a vertical line.
+
+    """
+    data = history[history["horizon_months"] == horizon].copy()
+    data["as_of"] = pd.to_datetime(data["as_of"])
+    outcomes = list(dict.fromkeys(data["outcome"]))
+    n = max(len(outcomes), 1)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.1 * n + 0.8), dpi=110, sharex=True, squeeze=False)
+    conflict = {"ACCUSE", "REJECT", "THREATEN", "PROTEST", "SANCTION", "MOBILIZE", "COERCE",
+                "ASSAULT"}  # fmt: skip
+    for ax, outcome in zip(axes[:, 0], outcomes, strict=False):
+        grp = data[data["outcome"] == outcome].sort_values("as_of")
+        color = COLORS.get(outcome)
+        ax.fill_between(grp["as_of"], grp["p_q05"], grp["p_q95"], color=color, alpha=0.18)
+        ax.plot(grp["as_of"], grp["p_mean"], color=color, marker=".", ms=3)
+        top = float(max(grp["p_q95"].max(), 0.05)) if len(grp) else 1.0
+        top = min(1.0, top * 1.15)
+        ax.set_ylim(0, top)
+        if events is not None and len(events):
+            when = pd.to_datetime(events["date"])
+            kinds = events["event_type"].astype(str).isin(conflict).to_numpy()
+            y0 = -0.0 * top
+            ax.plot(when[~kinds], np.full((~kinds).sum(), y0 + 0.02 * top), "|", color="#2e7d32",
+                    ms=9, alpha=0.6)  # fmt: skip
+            ax.plot(when[kinds], np.full(kinds.sum(), y0 + 0.06 * top), "|", color="#b71c1c",
+                    ms=9, alpha=0.6)  # fmt: skip
+        if resolved and resolved.get(outcome):
+            ax.axvline(pd.Timestamp(resolved[outcome]), color="black", ls="--", lw=1)
+            ax.text(pd.Timestamp(resolved[outcome]), top * 0.92, " occurred", fontsize=7)
+        ax.set_ylabel("P", fontsize=8)
+        ax.set_title(_label(grp.iloc[0]) if len(grp) else outcome, fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    if events is not None and len(events):
+        handles = [
+            plt.Line2D([], [], ls="", marker="|", color="#2e7d32", ms=9, label="cooperative event"),
+            plt.Line2D([], [], ls="", marker="|", color="#b71c1c", ms=9, label="conflictual event"),
+        ]
+        axes[0, 0].legend(handles=handles, fontsize=7, loc="upper left")
+    fig.suptitle(title or f"P(within {horizon} months) by as-of date (mean, 90% CI)", fontsize=10)
+    fig.autofmt_xdate()
+    return _finish(fig, path)
+
+
+def drivers_chart(
+    drivers: pd.DataFrame, path: str | Path | None = None, *, title: str = ""
+) -> plt.Figure:
+    """Log-odds contributions to each open question's hazard (mean and 90 % CI).
+
+    One panel per outcome; evidence terms whose covariate is zero are left out.
+    """
+    data = drivers[~(drivers["term"].str.startswith("evidence") & (drivers["x"].fillna(1) == 0))]
+    outcomes = list(dict.fromkeys(data["outcome"]))
+    n = max(len(outcomes), 1)
+    height = max(2.0, 0.32 * len(data) / n + 1.0)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, height), dpi=110, squeeze=False)
+    for ax, outcome in zip(axes[0], outcomes, strict=False):
+        grp = data[data["outcome"] == outcome].iloc[::-1]
+        y = np.arange(len(grp))
+        err = np.vstack(
+            [grp["logodds_mean"] - grp["logodds_q05"], grp["logodds_q95"] - grp["logodds_mean"]]
+        )
+        ax.errorbar(grp["logodds_mean"], y, xerr=err, fmt="o", color=COLORS.get(outcome), ms=4)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(y)
+        ax.set_yticklabels([t.removeprefix("evidence: ") for t in grp["term"]], fontsize=7)
+        ax.set_title(LABELS.get(outcome, outcome), fontsize=9)
+        ax.set_xlabel("log-odds contribution", fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(title or "What drives each monthly hazard (mean, 90% CI)", fontsize=10)
+    return _finish(fig, path)
+
+
+def what_if_chart(
+    table: pd.DataFrame, path: str | Path | None = None, *, title: str = ""
+) -> plt.Figure:
+    """Baseline vs scenario probability by horizon, and their difference, per outcome.
+
+    ``table`` is :attr:`~neutrality_forecast.scenario.WhatIfResult.table`.
+    """
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    n = max(len(outcomes), 1)
+    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 5.6), dpi=110, squeeze=False)
+    for i, outcome in enumerate(outcomes):
+        grp = table[table["outcome"] == outcome].sort_values("horizon_months")
+        h = grp["horizon_months"].to_numpy()
+        ax = axes[0, i]
+        color = COLORS.get(outcome)
+        ax.fill_between(h, grp["baseline_q05"], grp["baseline_q95"], color="grey", alpha=0.2)
+        ax.plot(h, grp["baseline_mean"], "o--", color="grey", label="baseline")
+        ax.fill_between(h, grp["scenario_q05"], grp["scenario_q95"], color=color, alpha=0.2)
+        ax.plot(h, grp["scenario_mean"], "o-", color=color, label="scenario")
+        ax.set_title(_label(grp.iloc[0]), fontsize=9)
+        ax.set_xticks(h)
+        ax.set_ylim(0, min(1.0, max(grp["scenario_q95"].max(), grp["baseline_q95"].max()) * 1.2))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        ax2 = axes[1, i]
+        err = np.vstack([grp["diff_mean"] - grp["diff_q05"], grp["diff_q95"] - grp["diff_mean"]])
+        ax2.errorbar(h, grp["diff_mean"], yerr=err, fmt="o", color=color, capsize=3)
+        ax2.axhline(0, color="grey", lw=0.8)
+        ax2.set_xticks(h)
+        ax2.set_xlabel("horizon (months)", fontsize=8)
+        ax2.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("P(occurs within horizon)", fontsize=8)
+    axes[1, 0].set_ylabel("scenario - baseline", fontsize=8)
+    fig.suptitle(title or "What-if: baseline vs scenario (mean, 90% CI, same draws)", fontsize=10)
+    return _finish(fig, path)
+
+
+def reliability_diagram(
+    scores: pd.DataFrame,
+    path: str | Path | None = None,
+    *,
+    n_bins: int = 10,
+    model_col: str = "model",
+    y_col: str | None = None,
+    title: str = "",
+) -> plt.Figure:
+    """Observed frequency against forecast probability, per model, with bin counts.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        One row per scored forecast with ``p_mean`` and a 0/1 column saying whether the
+        outcome occurred within the horizon, plus ``model`` when several models are scored.
+    path : str or Path, optional
+        Save the figure here (PNG) and close it.
+    n_bins : int, keyword-only
+        Equal-width probability bins.
+    model_col : str, keyword-only
+        Column naming the model of each row.
+    y_col : str, optional
+        The 0/1 column; by default the first numeric one of ``y``, ``occurred``,
+        ``observed``, ``outcome_value``, ``outcome``.
+    title : str, keyword-only
+        Figure title.
+
+    """
+    if y_col is None:
+        candidates = ("y", "occurred", "observed", "outcome_value", "outcome")
+        numeric = [
+            c
+            for c in candidates
+            if c in scores.columns
+            and pd.to_numeric(scores[c], errors="coerce").notna().mean() > 0.99
+        ]
+        if not numeric:
+            raise ValueError(f"no 0/1 outcome column among {candidates}; pass y_col=")
+        y_col = numeric[0]
+    data = scores.dropna(subset=["p_mean"]).copy()
+    data["_y"] = pd.to_numeric(data[y_col], errors="coerce")
+    data = data.dropna(subset=["_y"])
+    fig, (ax, axh) = plt.subplots(
+        2, 1, figsize=(5.5, 6), dpi=110, gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    )
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="perfect calibration")
+    edges = np.linspace(0, 1, n_bins + 1)
+    groups = data.groupby(model_col) if model_col in data.columns else [("forecast", data)]
+    for name, grp in groups:
+        bins = np.clip(np.digitize(grp["p_mean"], edges[1:-1]), 0, n_bins - 1)
+        agg = (
+            grp.assign(_bin=bins)
+            .groupby("_bin")
+            .agg(p=("p_mean", "mean"), freq=("_y", "mean"), n=("_y", "size"))
+        )
+        color = {"hazard": "#1b6ca8", "base_rate": "#7f8c8d", "evidence_free": "#e67e22"}.get(
+            str(name)
+        )
+        ax.plot(agg["p"], agg["freq"], "o-", color=color, label=f"{name} (n={len(grp)})")
+        axh.bar(
+            edges[agg.index] + (0.5 / n_bins), agg["n"], width=0.9 / n_bins, alpha=0.4, color=color
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("observed frequency")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "Reliability diagram")
+    axh.set_yscale("log")
+    axh.set_xlabel("forecast probability")
+    axh.set_ylabel("forecasts")
+    return _finish(fig, path)

@@ -1,0 +1,271 @@
+"""Benchmark suite: samplers on the shipped data, re-forecast latency, ingestion.
+
+Run ``python benchmarks/run.py [--out DIR]``. Everything is measured in ONE run on the
+current machine; the numbers that matter are the ratios printed at the end
+(``speedup_vs_pymc_nuts``: the library's default fit vs PyMC's default NUTS, in minimum
+ESS per second of wall time, compile included). Nothing here is asserted: timings live in
+``DIR/summary.json`` and ``docs/performance.md``, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+import neutrality_forecast as nf
+from neutrality_forecast.forecast.horizon import question_probabilities
+from neutrality_forecast.model.hazard import HazardModel
+
+ESS_VARS = [
+    "mu_alpha",
+    "z_alpha",
+    "mu_beta",
+    "sigma_beta",
+    "z_beta",
+    "sigma_case",
+    "z_case",
+    "gamma",
+]
+
+
+def _min_ess(idata, fitted_like) -> tuple[float, float]:
+    post = idata.posterior[[v for v in ESS_VARS if v in idata.posterior]]
+    bulk = float(az.ess(post, method="bulk").to_array().min())
+    tail = float(az.ess(post, method="tail").to_array().min())
+    # forecast probabilities: P(within 12 months) of each open TKM question
+    if fitted_like is not None:
+        p = _tkm_probabilities(fitted_like)
+        shaped = p.reshape(post.sizes["chain"], post.sizes["draw"], -1)
+        ds = az.convert_to_dataset({"p12": shaped})
+        bulk = min(bulk, float(az.ess(ds, method="bulk").to_array().min()))
+        tail = min(tail, float(az.ess(ds, method="tail").to_array().min()))
+    return bulk, tail
+
+
+def _tkm_probabilities(fitted) -> np.ndarray:
+    qs = [q for q in fitted.data.questions if q.case_id == "TKM"]
+    res = question_probabilities(
+        qs, fitted.draws(), config=fitted.config, link_outcomes=fitted.data.link_outcomes,
+        as_of_month=qs[0].last_month, horizons=[12],
+    )  # fmt: skip
+    open_ = [i for i, r in enumerate(res["resolved"]) if not r]
+    return res["marginal"][:, 0, open_]
+
+
+def _grad_evals(idata) -> int:
+    total = int(idata.sample_stats["n_steps"].sum()) if "n_steps" in idata.sample_stats else 0
+    if "warmup_sample_stats" in idata.groups() and "n_steps" in idata.warmup_sample_stats:
+        total += int(idata.warmup_sample_stats["n_steps"].sum())
+    return total
+
+
+def _wrap(idata, case_set, config, data):
+    gate = nf.check_gate(idata, thresholds=config.model.diagnostics,
+                         var_names=[v for v in ESS_VARS if v in idata.posterior])  # fmt: skip
+    return nf.FittedModel(case_set, config, data, idata, gate, seed=0, sampler="bench")
+
+
+def bench_sampler(name, case_set, config, data, *, seed):
+    """Compile + sample one configuration; returns a result row."""
+    import pymc as pm
+
+    model = HazardModel(data, config).build_model()
+    t0 = time.perf_counter()
+    if name.startswith("nutpie"):
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        t1 = time.perf_counter()
+        idata = nutpie.sample(
+            compiled, draws=1000, tune=1000, chains=4, seed=seed, progress_bar=False,
+            target_accept=config.model.sampling.target_accept,
+            low_rank_modified_mass_matrix=name == "nutpie-lowrank",
+        )  # fmt: skip
+        t2 = time.perf_counter()
+        compile_s, sample_s = t1 - t0, t2 - t1
+    else:
+        kwargs = {"nuts_sampler": "numpyro"} if name == "numpyro" else {}
+        if name == "numpyro":
+            kwargs["target_accept"] = config.model.sampling.target_accept
+        with model:  # PyMC defaults: 1000 draws, 1000 tune, target_accept 0.8
+            idata = pm.sample(chains=4, cores=2, random_seed=seed, progressbar=False,
+                              compute_convergence_checks=False, **kwargs)  # fmt: skip
+        total = time.perf_counter() - t0
+        sample_s = float(idata.posterior.attrs.get("sampling_time", total))
+        compile_s = max(total - sample_s, 0.0)
+    fitted = _wrap(idata, case_set, config, data)
+    bulk, tail = _min_ess(idata, fitted)
+    wall = compile_s + sample_s
+    return {
+        "config": name, "compile_s": round(compile_s, 2), "sample_s": round(sample_s, 2),
+        "wall_s": round(wall, 2), "min_ess_bulk": round(bulk), "min_ess_tail": round(tail),
+        "ess_per_s": round(min(bulk, tail) / wall, 2),
+        "ess_per_s_sampling": round(min(bulk, tail) / sample_s, 2),
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "grad_evals": _grad_evals(idata), "gate_passed": fitted.gate.passed,
+    }  # fmt: skip
+
+
+def gradient_cost(case_set, config, data) -> dict[str, float]:
+    """Seconds per log-density gradient: PyTensor C backend and Numba backend."""
+    model = HazardModel(data, config).build_model()
+    point = model.initial_point()
+    x0 = np.concatenate([np.ravel(v) for v in point.values()])
+    out = {}
+    for mode in ("FAST_RUN", "NUMBA"):
+        try:
+            f = model.logp_dlogp_function(ravel_inputs=True, mode=mode)
+        except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
+            out[mode] = float("nan")
+            print(f"gradient cost {mode}: {exc}", file=sys.stderr)
+            continue
+        f.set_extra_values({})
+        f(x0)
+        n = 2000
+        t = time.perf_counter()
+        for _ in range(n):
+            f(x0)
+        out[mode] = (time.perf_counter() - t) / n
+    return out
+
+
+def _added_events(case_set, n: int, seed: int) -> pd.DataFrame:
+    """``n`` synthetic TKM events for timing only: copies of random real TKM events with
+    new ids (same dates and grades), never written anywhere."""
+    tkm = case_set.events_of("TKM")
+    pick = tkm.sample(n=n, random_state=seed, replace=n > len(tkm)).copy()
+    pick["event_id"] = [f"BENCH-{seed}-{i:03d}" for i in range(n)]
+    return pick
+
+
+def reforecast_latency(case_set, config, *, seed: int, tmp: Path) -> dict:
+    """PSIS update, warm refit (compiled model reused) and cold refit for added events."""
+    from neutrality_forecast.archive.reforecast import psis_update
+    from neutrality_forecast.model.fitted import fit_compiled
+    from neutrality_forecast.sampling import CompiledModel
+    from neutrality_forecast.update.psis import PsisOptions
+
+    data = nf.build_model_data(case_set, config)
+    compiled = CompiledModel(HazardModel(data, config).build_model(), sampler="auto")
+    base = fit_compiled(compiled, case_set, config, data, seed=seed, progressbar=False)
+    base_path = base.save(tmp / "base_posterior.nc")
+    out: dict = {"reforecast": []}
+    for n in (1, 5, 20):
+        new_cases = case_set.with_events(_added_events(case_set, n, seed))
+        t = time.perf_counter()
+        updated, info = psis_update(
+            base_path, case_set, new_cases, config, options=PsisOptions(), seed=seed
+        )
+        psis_s = time.perf_counter() - t
+        new_data = nf.build_model_data(new_cases, config)
+        t = time.perf_counter()
+        fit_compiled(compiled, new_cases, config, new_data, inputs=new_data.model_inputs(),
+                     seed=seed, progressbar=False)  # fmt: skip
+        warm_s = time.perf_counter() - t
+        row = {"events_added": n, "psis_seconds": round(psis_s, 3), "psis_accepted": updated is not None,
+               "khat": info.get("khat"), "weights_ess": info.get("ess"), "warm_refit_seconds": round(warm_s, 1)}  # fmt: skip
+        if n == 1:  # a cold refit costs the same whatever the number of events
+            t = time.perf_counter()
+            nf.fit(new_cases, config, seed=seed, progressbar=False)
+            row["cold_refit_seconds"] = round(time.perf_counter() - t, 1)
+        out["reforecast"].append(row)
+        print(f"reforecast n={n}: {row}", file=sys.stderr, flush=True)
+    first = out["reforecast"][0]
+    out["psis_update_seconds"] = max(r["psis_seconds"] for r in out["reforecast"])
+    out["warm_refit_seconds"] = first["warm_refit_seconds"]
+    out["cold_refit_seconds"] = first["cold_refit_seconds"]
+    return out
+
+
+def ingest_rate(tmp: Path, rows: int) -> dict:
+    """Rows per second of POLECAT ingestion (benchmarks/ingest.py in a subprocess)."""
+    script = Path(__file__).with_name("ingest.py")
+    if not script.is_file():
+        return {"available": False}
+    result = tmp / "ingest.json"
+    res = subprocess.run(
+        [sys.executable, str(script), "--rows", str(rows), "--dir", str(tmp), "--out", str(result)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    try:
+        return json.loads(result.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"available": False, "stderr": res.stderr[-2000:]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default="runs/benchmark", type=Path)
+    ap.add_argument("--seed", default=1, type=int)
+    ap.add_argument("--samplers", default="pymc,nutpie,nutpie-lowrank,numpyro")
+    ap.add_argument("--ingest-rows", default=1_000_000, type=int)
+    ap.add_argument("--skip-reforecast", action="store_true")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("NF_NO_PROGRESS", "1")
+    case_set = nf.load_case_set(nf.default_cases_dir())
+    config = nf.load_config()
+    data = nf.build_model_data(case_set, config)
+    available = nf.sampling.available_samplers()
+    rows = []
+    for name in args.samplers.split(","):
+        base = name.split("-")[0]
+        if base not in available:
+            print(f"skip {name}: not installed", file=sys.stderr)
+            continue
+        print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
+        rows.append(bench_sampler(name, case_set, config, data, seed=args.seed))
+    table = pd.DataFrame(rows)
+    grad = gradient_cost(case_set, config, data)
+    cheapest = min(v for v in grad.values() if np.isfinite(v))
+    default = nf.sampling.resolve_sampler(config.model.sampling.sampler)
+    table["grad_cost_us"] = (
+        table["sample_s"] / table["grad_evals"].replace(0, np.nan) * 1e6
+    ).round(1)
+    table["x_gradient_floor"] = (table["sample_s"] / (table["grad_evals"] * cheapest)).round(2)
+    by = table.set_index("config")
+    summary = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "default_sampler": default,
+        "samplers": rows,
+        "gradient_seconds": grad,
+        "speedup_vs_pymc_nuts": (
+            float(by.loc[default, "ess_per_s"] / by.loc["pymc", "ess_per_s"])
+            if {"pymc", default} <= set(by.index)
+            else None
+        ),
+        "gradient_floor_seconds": (
+            float(by.loc[default, "grad_evals"] * cheapest) if default in by.index else None
+        ),
+        "default_fit_seconds": float(by.loc[default, "wall_s"]) if default in by.index else None,
+        "fastest_config": str(table.loc[table["ess_per_s"].idxmax(), "config"])
+        if len(table)
+        else None,
+    }
+    if not args.skip_reforecast:
+        summary.update(reforecast_latency(case_set, config, seed=args.seed, tmp=args.out))
+    ingest = ingest_rate(args.out, args.ingest_rows)
+    summary["ingest"] = ingest
+    summary["ingest_rows_per_second"] = ingest.get("ingest_rows_per_second")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(table.to_string(index=False))
+    print(
+        json.dumps(
+            {k: v for k, v in summary.items() if k not in ("samplers", "ingest")},
+            indent=2,
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+r"""Instant updates: reweight a previous posterior to new data by PSIS.
+
+When the data change only a little (a few coded events added, edited or removed), the
+posterior given the new data is close to the previous one and can be obtained without MCMC:
+for each previous draw :math:`\theta_s` the importance ratio is the likelihood ratio
+
+.. math::
+
+    \log r_s = \ell_{\text{new}}(\theta_s) - \ell_{\text{old}}(\theta_s), \qquad
+    \ell(\theta) = \sum_r y_r \eta_r - n_r \log(1 + e^{\eta_r}), \quad \eta = Z\theta,
+
+with the design matrix :math:`Z` of :meth:`ModelData.design` and
+:math:`\theta = (\alpha, u, \beta, -\gamma)` exactly as in :class:`HazardModel` (the priors
+cancel: they do not depend on the data). The ratios are Pareto-smoothed with
+:func:`arviz.psislw` (Vehtari, Simpson, Gelman, Yao, Gabry 2024). The update is accepted
+only when
+
+* the Pareto shape :math:`\hat k \le 0.7` (``max_khat``): above it the importance-sampling
+  estimate is unreliable, and
+* the effective sample size of the weights :math:`1 / \sum_s w_s^2 \ge 400`
+  (``min_ess``, the gate's bulk-ESS minimum, so an updated posterior never rests on
+  fewer effective draws than a published MCMC fit must have).
+
+Otherwise the caller refits. Accepted weights are turned into an equally weighted
+posterior of the same size by seeded *systematic resampling* (randomly permuted so the
+chains stay exchangeable), so all forecast code runs unchanged on the result.
+
+The previous posterior used is always that of the last *full fit* (the "base" run), never a
+resampled one, so repeated instant updates do not lose draws: the ratios compare the
+current data with the base fit's data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from neutrality_forecast.model.data import ModelData
+
+__all__ = [
+    "PsisOptions",
+    "PsisResult",
+    "log_likelihood",
+    "psis_reweight",
+    "resample_idata",
+    "systematic_resample",
+    "theta_draws",
+]
+
+
+@dataclass(frozen=True)
+class PsisOptions:
+    """When an instant update is tried and accepted.
+
+    Attributes
+    ----------
+    max_khat : float
+        Largest accepted Pareto shape of the smoothed weights (0.7).
+    min_ess : float
+        Smallest accepted effective sample size of the weights (400).
+    max_events : int
+        Most changed events (added + edited + removed, any case) for which an update is
+        attempted at all (25); larger changes go straight to a refit.
+
+    """
+
+    max_khat: float = 0.7
+    min_ess: float = 400.0
+    max_events: int = 25
+
+
+@dataclass
+class PsisResult:
+    """Smoothed log weights and the acceptance decision."""
+
+    log_weights: np.ndarray
+    khat: float
+    ess: float
+    n_draws: int
+    accepted: bool
+    reason: str
+    options: PsisOptions
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Normalised weights (sum to 1)."""
+        return np.exp(self.log_weights - np.logaddexp.reduce(self.log_weights))
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no per-draw arrays)."""
+        return {
+            "khat": float(self.khat),
+            "ess": float(self.ess),
+            "ess_fraction": float(self.ess / self.n_draws) if self.n_draws else 0.0,
+            "n_draws": int(self.n_draws),
+            "accepted": bool(self.accepted),
+            "reason": self.reason,
+            "thresholds": {"max_khat": self.options.max_khat, "min_ess": self.options.min_ess},
+            "seconds": round(self.seconds, 3),
+            **self.extra,
+        }
+
+
+def theta_draws(draws: dict[str, np.ndarray]) -> np.ndarray:
+    """Stack per-draw parameters into ``theta (S, P)`` matching :meth:`ModelData.design`.
+
+    ``draws`` is :meth:`FittedModel.draws` output: ``alpha (S, K)``, ``u (S, C, K)``,
+    ``beta (S, K, J)`` and ``gamma (S, K)``.
+    """
+    s = draws["alpha"].shape[0]
+    return np.concatenate(
+        [
+            draws["alpha"],
+            draws["u"].reshape(s, -1),
+            draws["beta"].reshape(s, -1),
+            -draws["gamma"],
+        ],
+        axis=1,
+    )
+
+
+def log_likelihood(theta: np.ndarray, data: ModelData, *, chunk: int = 512) -> np.ndarray:
+    """Model log-likelihood (without constants) of every draw: shape ``(S,)``.
+
+    Evaluated in chunks of draws to bound memory (``chunk x rows`` doubles at a time).
+    """
+    design = data.design()
+    if design.shape[1] != theta.shape[1]:
+        raise ValueError(
+            f"parameter vector has {theta.shape[1]} entries, design has {design.shape[1]} "
+            "columns: the model structure (cases, outcomes or categories) changed"
+        )
+    y = data.y.astype(float)
+    n = data.trials.astype(float)
+    out = np.empty(theta.shape[0])
+    for start in range(0, theta.shape[0], chunk):
+        eta = theta[start : start + chunk] @ design.T
+        out[start : start + chunk] = eta @ y - np.logaddexp(0.0, eta) @ n
+    return out
+
+
+def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None) -> PsisResult:
+    """Pareto-smooth ``log_ratios`` and decide whether the update is reliable."""
+    options = options or PsisOptions()
+    start = time.perf_counter()
+    log_ratios = np.asarray(log_ratios, dtype=float)
+    n = log_ratios.size
+    if not np.all(np.isfinite(log_ratios)):
+        return PsisResult(
+            np.full(n, -np.log(n)), np.inf, 0.0, n, False, "non-finite likelihood ratios", options
+        )
+    if np.ptp(log_ratios) < 1e-12:  # data changes that leave the likelihood unchanged
+        lw, khat = np.full(n, -np.log(n)), 0.0  # (the GPD fit is degenerate: k-hat = inf)
+    else:
+        lw, khat = az.psislw(log_ratios - log_ratios.max())
+        lw = np.asarray(lw, dtype=float)
+        khat = float(np.asarray(khat))
+    w = np.exp(lw - np.logaddexp.reduce(lw))
+    ess = float(1.0 / np.sum(w**2))
+    if not khat <= options.max_khat:
+        accepted, reason = False, f"k-hat {khat:.2f} > {options.max_khat}"
+    elif ess < options.min_ess:
+        accepted, reason = False, f"weights ESS {ess:.0f} < {options.min_ess:g}"
+    else:
+        accepted = True
+        reason = (
+            f"k-hat {khat:.2f} <= {options.max_khat} and weights ESS {ess:.0f} >= "
+            f"{options.min_ess:g}"
+        )
+    return PsisResult(
+        lw, khat, ess, n, accepted, reason, options, seconds=time.perf_counter() - start
+    )
+
+
+def systematic_resample(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n`` draws by systematic resampling (lowest-variance unbiased scheme)."""
+    w = np.asarray(weights, dtype=float)
+    cdf = np.cumsum(w / w.sum())
+    cdf[-1] = 1.0
+    points = (rng.uniform() + np.arange(n)) / n
+    return np.searchsorted(cdf, points, side="right").clip(0, len(w) - 1)
+
+
+def resample_idata(
+    idata: az.InferenceData, weights: np.ndarray, *, seed: int | np.random.SeedSequence
+) -> tuple[az.InferenceData, np.ndarray]:
+    """An equally weighted posterior with the shape of ``idata``'s, drawn by ``weights``.
+
+    ``weights`` are over the stacked ``(chain, draw)`` samples in C order. Systematic
+    resampling is followed by a random permutation so no chain holds a sorted block.
+    ``sample_stats`` (the MCMC diagnostics of the draws being reweighted) are kept.
+    Returns the new InferenceData and the source index of every resampled draw.
+    """
+    post = idata.posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    total = n_chain * n_draw
+    rng = np.random.default_rng(seed)
+    idx = systematic_resample(weights, total, rng)
+    idx = idx[rng.permutation(total)]
+    data_vars = {}
+    for name, var in post.data_vars.items():
+        var = var.transpose("chain", "draw", ...)
+        flat = var.values.reshape(total, *var.shape[2:])[idx]
+        data_vars[name] = (var.dims, flat.reshape(var.shape), var.attrs)
+    new_post = xr.Dataset(data_vars, coords=post.coords, attrs=dict(post.attrs))
+    groups = {"posterior": new_post}
+    if "sample_stats" in idata.groups():
+        groups["sample_stats"] = idata.sample_stats
+    out = az.InferenceData(**groups)
+    out.attrs.update(idata.attrs)
+    return out, idx
