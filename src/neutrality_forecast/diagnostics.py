@@ -67,10 +67,16 @@ class GateResult:
         return "\n".join(f"FAILED {f}: {a}" for f, a in zip(self.failed, self.advice, strict=True))
 
 
+#: maximum tree depth of PyMC, nutpie and NumPyro NUTS (their common default)
+MAX_TREEDEPTH = 10
+
+
 def _treedepth_share(stats) -> float:
     for name in ("reached_max_treedepth", "maxdepth_reached"):
         if name in stats:
             return float(stats[name].mean())
+    if "tree_depth" in stats:  # NumPyro reports depths only
+        return float((stats["tree_depth"] >= MAX_TREEDEPTH).mean())
     return 0.0
 
 
