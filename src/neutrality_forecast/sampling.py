@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Literal
 
 import arviz as az
@@ -79,45 +81,40 @@ def run_sampler(
     progressbar : bool
         Show the sampler's progress bar.
     initvals : dict, optional
-        Starting point (unconstrained values) for warm starts, PyMC sampler only.
+        Starting point for warm starts (PyMC and NumPyro samplers; nutpie ignores it).
 
     """
-    name = resolve_sampler(sampler)
-    logging.getLogger("pymc").setLevel(logging.ERROR)
-    if name == "nutpie":
-        import nutpie
+    compiled = CompiledModel(model, sampler=sampler)
+    return compiled.sample(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        initvals=initvals,
+    )
 
-        compiled = nutpie.compile_pymc_model(model)
-        idata = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            target_accept=target_accept,
-            progress_bar=progressbar,
-        )
-    else:
-        extra = {}
-        if name == "pymc" and "jax" in sys.modules and chains > 1:
-            # forking a process that has loaded (multithreaded) JAX can deadlock
-            extra["mp_ctx"] = "spawn"
-        with model:
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=min(chains, 2),
-                random_seed=seed,
-                target_accept=target_accept,
-                progressbar=progressbar,
-                nuts_sampler=name,
-                initvals=initvals,
-                compute_convergence_checks=False,
-                **extra,
-            )
-    idata.attrs["sampler"] = name
-    return idata
+
+def enable_jax_cache(cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """Turn on JAX's persistent compilation cache so later processes reuse compiled code.
+
+    The folder is ``cache_dir``, else ``$NF_CACHE_DIR/jax``, else
+    ``~/.cache/neutrality-forecast/jax``. Returns the folder, or ``None`` without JAX.
+    """
+    if importlib.util.find_spec("jax") is None:
+        return None
+    import jax
+
+    root = cache_dir or os.environ.get("NF_CACHE_DIR")
+    folder = Path(root) / "jax" if root else Path.home() / ".cache" / "neutrality-forecast" / "jax"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    except OSError:
+        return None
+    return folder
 
 
 class CompiledModel:
@@ -134,6 +131,8 @@ class CompiledModel:
         self.model = model
         self.sampler = resolve_sampler(sampler)
         self._compiled = None
+        if self.sampler == "numpyro":
+            enable_jax_cache()
         if self.sampler == "nutpie":
             import nutpie
 
@@ -149,8 +148,13 @@ class CompiledModel:
         seed: int = 0,
         target_accept: float = 0.9,
         progressbar: bool = True,
+        initvals: dict | None = None,
     ) -> az.InferenceData:
-        """Sample with ``data`` (name -> array) swapped into the model's data containers."""
+        """Sample with ``data`` (name -> array) swapped into the model's data containers.
+
+        ``initvals`` (a starting point) is honoured by the PyMC and NumPyro samplers.
+        """
+        logging.getLogger("pymc").setLevel(logging.ERROR)
         if self._compiled is not None:
             import nutpie
 
@@ -164,19 +168,28 @@ class CompiledModel:
                 target_accept=target_accept,
                 progress_bar=progressbar,
             )
-            idata.attrs["sampler"] = "nutpie"
-            return idata
-        if data:
-            n_obs = len(next(iter(data.values())))
+        else:
+            if data:
+                n_obs = len(next(iter(data.values())))
+                with self.model:
+                    pm.set_data(data, coords={"obs": np.arange(n_obs)})
+            extra = {}
+            if self.sampler == "pymc" and "jax" in sys.modules and chains > 1:
+                # forking a process that has loaded (multithreaded) JAX can deadlock
+                extra["mp_ctx"] = "spawn"
             with self.model:
-                pm.set_data(data, coords={"obs": np.arange(n_obs)})
-        return run_sampler(
-            self.model,
-            sampler=self.sampler,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            target_accept=target_accept,
-            progressbar=progressbar,
-        )
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=min(chains, 2),
+                    random_seed=seed,
+                    target_accept=target_accept,
+                    progressbar=progressbar,
+                    nuts_sampler=self.sampler,
+                    initvals=initvals,
+                    compute_convergence_checks=False,
+                    **extra,
+                )
+        idata.attrs["sampler"] = self.sampler
+        return idata

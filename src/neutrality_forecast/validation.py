@@ -32,6 +32,7 @@ from neutrality_forecast.model.data import ModelData, build_model_data
 from neutrality_forecast.model.fitted import FittedModel
 from neutrality_forecast.model.hazard import HazardModel
 from neutrality_forecast.sampling import CompiledModel
+from neutrality_forecast.update.psis import theta_draws
 
 __all__ = [
     "SBC_PARAMS",
@@ -49,24 +50,21 @@ SBC_PARAMS = ("mu_alpha", "sigma_beta", "alpha", "gamma", "mu_beta", "sigma_case
 
 
 def theta_from(ds: xr.Dataset, data: ModelData) -> np.ndarray:
-    """Stack ``alpha, u, beta, -gamma_k`` of every sample into ``theta`` (samples x columns)."""
+    """Parameter vectors ``theta`` (samples x columns of :meth:`ModelData.design`).
+
+    ``ds`` holds ``alpha``, ``u``, ``beta`` and (if linked) ``gamma`` with sample dimensions
+    ``chain``/``draw`` (a posterior or a prior group).
+    """
     dims = [d for d in ("chain", "draw") if d in ds.dims]
-    flat = ds.stack(sample=dims).transpose("sample", ...) if dims else ds.expand_dims(sample=1)
-    n = flat.sizes["sample"]
-    k_n = len(data.outcomes)
-    gamma_k = np.zeros((n, k_n))
+    flat = ds.stack(sample=dims).transpose("sample", ...)
+    n, k_n = flat.sizes["sample"], len(data.outcomes)
+    gamma = np.zeros((n, k_n))
     if "gamma" in flat:
         g = flat["gamma"].values.reshape(n, -1)
         for i, name in enumerate(data.link_outcomes):
-            gamma_k[:, data.outcomes.index(name)] = g[:, i]
-    return np.hstack(
-        [
-            flat["alpha"].values.reshape(n, -1),
-            flat["u"].values.reshape(n, -1),
-            flat["beta"].values.reshape(n, -1),
-            -gamma_k,
-        ]
-    )
+            gamma[:, data.outcomes.index(name)] = g[:, i]
+    draws = {name: flat[name].values for name in ("alpha", "u", "beta")}
+    return theta_draws({**draws, "gamma": gamma})
 
 
 def pointwise_loglik(fitted: FittedModel, data: ModelData | None = None) -> xr.DataArray:

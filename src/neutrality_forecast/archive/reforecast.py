@@ -364,7 +364,11 @@ def _locked_run(
                 )
     if fitted is None:
         t0 = time.perf_counter()
-        fitted = fitted_mod.fit(case_set, config, progressbar=progressbar)
+        warm = None
+        if prev_id is not None:  # warm start from the previous published posterior
+            warm = fitted_mod.warm_start_point(arch.runs / prev_id / "posterior.nc", case_set)
+        decision["warm_start_from"] = prev_id if warm else None
+        fitted = fitted_mod.fit(case_set, config, progressbar=progressbar, initvals=warm)
         decision["fit_seconds"] = round(time.perf_counter() - t0, 2)
         decision["base_run_id"] = run_id
         decision["thresholds"] = {"max_khat": options.max_khat, "min_ess": options.min_ess}

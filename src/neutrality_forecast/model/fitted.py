@@ -25,7 +25,14 @@ from neutrality_forecast.model.data import ModelData, build_model_data
 from neutrality_forecast.model.hazard import HazardModel
 from neutrality_forecast.sampling import CompiledModel
 
-__all__ = ["FittedModel", "ModelIOError", "fit", "fit_compiled", "load_fitted"]
+__all__ = [
+    "FittedModel",
+    "ModelIOError",
+    "fit",
+    "fit_compiled",
+    "load_fitted",
+    "warm_start_point",
+]
 
 PARAMS = ("alpha", "beta", "u", "gamma")
 GATE_VARS = [
@@ -124,11 +131,13 @@ def fit(
     chains: int | None = None,
     seed: int | None = None,
     progressbar: bool = True,
+    initvals: dict | None = None,
 ) -> FittedModel:
     """Fit the hazard model on every case of ``case_set`` and run the diagnostics gate.
 
-    Options left as ``None`` come from ``config.model.sampling``. The result always carries
-    its :class:`GateResult`; callers must not publish a fit whose ``gate.passed`` is False.
+    Options left as ``None`` come from ``config.model.sampling``. ``initvals`` warm-starts
+    the chains (see :func:`warm_start_point`). The result always carries its
+    :class:`GateResult`; callers must not publish a fit whose ``gate.passed`` is False.
     """
     data = build_model_data(case_set, config)
     start = time.perf_counter()
@@ -146,6 +155,7 @@ def fit(
         seed=seed,
         progressbar=progressbar,
         started=start,
+        initvals=initvals,
     )
 
 
@@ -162,6 +172,7 @@ def fit_compiled(
     seed: int | None = None,
     progressbar: bool = True,
     started: float | None = None,
+    initvals: dict | None = None,
 ) -> FittedModel:
     """Sample an already compiled model (optionally with swapped ``inputs``) and gate it.
 
@@ -179,6 +190,7 @@ def fit_compiled(
         seed=seed,
         target_accept=s.target_accept,
         progressbar=progressbar,
+        initvals=initvals,
     )
     seconds = time.perf_counter() - start
     gate_vars = [v for v in GATE_VARS if v in idata.posterior]
@@ -193,6 +205,31 @@ def fit_compiled(
         sampler=idata.attrs.get("sampler", compiled.sampler),
         fit_seconds=seconds,
     )
+
+
+FREE_VARS = (
+    "mu_alpha", "z_alpha", "mu_beta", "sigma_beta", "z_beta", "sigma_case", "z_case", "gamma",
+)  # fmt: skip
+
+
+def warm_start_point(path: str | Path, case_set: CaseSet) -> dict[str, np.ndarray] | None:
+    """Posterior means of the free parameters of a saved fit, as a warm start.
+
+    Returns ``None`` when the file cannot be read or its case list differs from
+    ``case_set``'s (parameter shapes would not match). Only the posterior group is read.
+    """
+    import xarray as xr
+
+    try:
+        post = xr.open_dataset(str(path), group="posterior", engine="h5netcdf")
+    except (OSError, ValueError):
+        return None
+    with post:
+        if "case" in post.coords and list(post["case"].values) != case_set.case_ids:
+            return None
+        return {
+            name: post[name].mean(("chain", "draw")).values for name in FREE_VARS if name in post
+        }
 
 
 def load_fitted(
