@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from tests.conftest import TINY
+from tests.helpers import mock_fit
 
 import neutrality_forecast as nf
 from neutrality_forecast.model.fitted import FREE_VARS, warm_start_point
 from neutrality_forecast.sampling import enable_jax_cache
-from tests.conftest import TINY
-from tests.helpers import mock_fit
 
 
 def test_warm_start_point_means_and_shapes(tmp_path, monkeypatch):
