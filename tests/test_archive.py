@@ -155,6 +155,8 @@ def test_psis_rejected_falls_back_to_refit(tiny_copy, tmp_path, mock_sampling):
     assert r.update_path == "refit"
     assert "PSIS rejected" in r.update["reason"] and r.update["psis"]["accepted"] is False
     assert r.update["base_run_id"] == r.run_id
+    # the refit is warm-started from the previous published run's posterior
+    assert r.update["warm_start_from"] is not None
 
 
 def test_edited_event_is_attributed_as_edit(first):
