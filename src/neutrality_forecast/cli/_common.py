@@ -29,6 +29,15 @@ EXIT_BAD_INPUT = 2
 EXIT_GATE = 3
 EXIT_LOCKED = 4
 
+# Sampling options shared by every command that fits the model.
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default from model.toml).")]
+DrawsOpt = Annotated[int | None, typer.Option(help="Draws per chain.")]
+TuneOpt = Annotated[int | None, typer.Option(help="Tuning steps per chain.")]
+ChainsOpt = Annotated[int | None, typer.Option(help="Number of chains.")]
+SamplerOpt = Annotated[
+    str | None, typer.Option(help="nutpie, pymc or numpyro (default: auto = fastest installed).")
+]
+
 CasesOpt = Annotated[
     Path | None,
     typer.Option("--cases", help="Case set folder (default: the shipped data/cases)."),

@@ -12,6 +12,11 @@ from neutrality_forecast.cli._common import (
     EXIT_GATE,
     EXIT_LOCKED,
     CasesOpt,
+    ChainsOpt,
+    DrawsOpt,
+    SamplerOpt,
+    SeedOpt,
+    TuneOpt,
     _bad_input,
     _progress,
     app,
@@ -61,11 +66,11 @@ def reforecast(
             "--update", help="auto: PSIS instant update when eligible, else refit; refit: always."
         ),
     ] = "auto",
-    seed: Annotated[int | None, typer.Option(help="Random seed (default from model.toml).")] = None,
-    draws: Annotated[int | None, typer.Option(help="Draws per chain.")] = None,
-    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
-    chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
-    sampler: Annotated[str | None, typer.Option(help="nutpie, pymc or numpyro.")] = None,
+    seed: SeedOpt = None,
+    draws: DrawsOpt = None,
+    tune: TuneOpt = None,
+    chains: ChainsOpt = None,
+    sampler: SamplerOpt = None,
 ) -> None:
     """Re-forecast into an archive if the inputs changed (idempotent, locked, atomic)."""
     from neutrality_forecast.archive import (

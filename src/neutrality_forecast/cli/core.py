@@ -12,6 +12,11 @@ from neutrality_forecast.casesets import CaseSetError, load_case_set
 from neutrality_forecast.cli._common import (
     EXIT_GATE,
     CasesOpt,
+    ChainsOpt,
+    DrawsOpt,
+    SamplerOpt,
+    SeedOpt,
+    TuneOpt,
     _bad_input,
     _parse_horizons,
     _progress,
@@ -86,13 +91,11 @@ def forecast(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default: runs/forecast-<UTC>).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default from model.toml).")] = None,
-    draws: Annotated[int | None, typer.Option(help="Draws per chain.")] = None,
-    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
-    chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
-    sampler: Annotated[
-        str | None, typer.Option(help="nutpie, pymc or numpyro (default: auto = nutpie).")
-    ] = None,
+    seed: SeedOpt = None,
+    draws: DrawsOpt = None,
+    tune: TuneOpt = None,
+    chains: ChainsOpt = None,
+    sampler: SamplerOpt = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
     ] = None,

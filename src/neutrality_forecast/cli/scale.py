@@ -12,6 +12,11 @@ from neutrality_forecast.casesets import CaseSetError
 from neutrality_forecast.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_GATE,
+    ChainsOpt,
+    DrawsOpt,
+    SamplerOpt,
+    SeedOpt,
+    TuneOpt,
     _bad_input,
     _parse_horizons,
     app,
@@ -116,11 +121,11 @@ def batch_command(
     horizons: Annotated[
         str | None, typer.Option("--horizons", help="Comma-separated months, e.g. 3,6,12,24.")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default from model.toml).")] = None,
-    draws: Annotated[int | None, typer.Option(help="Draws per chain.")] = None,
-    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain.")] = None,
-    chains: Annotated[int | None, typer.Option(help="Number of chains.")] = None,
-    sampler: Annotated[str | None, typer.Option(help="nutpie, pymc or numpyro.")] = None,
+    seed: SeedOpt = None,
+    draws: DrawsOpt = None,
+    tune: TuneOpt = None,
+    chains: ChainsOpt = None,
+    sampler: SamplerOpt = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
     ] = None,
