@@ -30,3 +30,22 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
     }
+
+
+@pytest.fixture
+def mock_sampling(monkeypatch):
+    """Prior draws instead of MCMC, for archive and re-forecast tests."""
+    from tests.archive_helpers import fast_mocks
+
+    fast_mocks(monkeypatch.setattr)
+
+
+@pytest.fixture
+def published(tiny_copy, tmp_path, mock_sampling):
+    """A tiny case set and an archive holding one published run."""
+    from tests.archive_helpers import invoke
+
+    archive = tmp_path / "archive"
+    result = invoke(tiny_copy, archive)
+    assert result.exit_code == 0, result.output
+    return tiny_copy, archive

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from tests.archive_helpers import (
     OTHER_CASE_EVENT,
     add_event,
-    fast_mocks,
     history,
     invoke,
     latest,
@@ -29,21 +27,8 @@ from neutrality_forecast.update import PsisOptions
 LOOSE = PsisOptions(max_khat=10.0, min_ess=1.0)  # lets PSIS through on prior draws
 
 
-@pytest.fixture
-def mock_sampling(monkeypatch):
-    fast_mocks(monkeypatch.setattr)
-
-
-@pytest.fixture
-def first(tiny_copy, tmp_path, mock_sampling):
-    archive = tmp_path / "archive"
-    result = invoke(tiny_copy, archive)
-    assert result.exit_code == 0, result.output
-    return tiny_copy, archive
-
-
-def test_first_run_publishes_every_export(first):
-    cases, archive = first
+def test_first_run_publishes_every_export(published):
+    cases, archive = published
     (run_id,) = runs(archive)
     assert latest(archive) == run_id
     assert (archive / "latest").is_symlink()
@@ -71,8 +56,8 @@ def test_first_run_publishes_every_export(first):
     assert Archive(archive).inputs(run_id).data_hash() == state["data_sha256"]
 
 
-def test_unchanged_inputs_create_no_new_run(first):
-    cases, archive = first
+def test_unchanged_inputs_create_no_new_run(published):
+    cases, archive = published
     before = history(archive)
     result = invoke(cases, archive)
     assert result.exit_code == 0, result.output
@@ -81,8 +66,8 @@ def test_unchanged_inputs_create_no_new_run(first):
     pd.testing.assert_frame_equal(history(archive), before)
 
 
-def test_force_reruns_and_history_is_append_only(first):
-    cases, archive = first
+def test_force_reruns_and_history_is_append_only(published):
+    cases, archive = published
     before = history(archive)
     result = invoke(cases, archive, "--force")
     assert result.exit_code == 0, result.output
@@ -92,8 +77,8 @@ def test_force_reruns_and_history_is_append_only(first):
     pd.testing.assert_frame_equal(after.iloc[: len(before)].reset_index(drop=True), before)
 
 
-def test_added_event_creates_second_run_naming_it(first):
-    cases, archive = first
+def test_added_event_creates_second_run_naming_it(published):
+    cases, archive = published
     add_event(cases)
     result = invoke(cases, archive)
     assert result.exit_code == 0, result.output
@@ -159,8 +144,8 @@ def test_psis_rejected_falls_back_to_refit(tiny_copy, tmp_path, mock_sampling):
     assert r.update["warm_start_from"] is not None
 
 
-def test_edited_event_is_attributed_as_edit(first):
-    cases, archive = first
+def test_edited_event_is_attributed_as_edit(published):
+    cases, archive = published
     ev = pd.read_csv(cases / "events.csv", dtype=str, keep_default_na=False)
     ev.loc[ev["event_id"] == "XTC-E006", "source_reliability"] = "A"
     ev.to_csv(cases / "events.csv", index=False, lineterminator="\n")
@@ -173,8 +158,8 @@ def test_edited_event_is_attributed_as_edit(first):
     assert payload(run)["update"]["reason"] == "refit requested (--update refit)"
 
 
-def test_config_change_triggers_a_new_run(first):
-    cases, archive = first
+def test_config_change_triggers_a_new_run(published):
+    cases, archive = published
     result = runner.invoke(
         app,
         ["reforecast", "--cases", str(cases), "--archive", str(archive), "--case", "XTC",
@@ -186,8 +171,8 @@ def test_config_change_triggers_a_new_run(first):
     assert "configuration changed" in payload(run)["update"]["reason"]
 
 
-def test_history_export_csv_and_parquet(first, tmp_path):
-    _, archive = first
+def test_history_export_csv_and_parquet(published, tmp_path):
+    _, archive = published
     out = tmp_path / "h.csv"
     result = runner.invoke(app, ["history", "--archive", str(archive), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -234,5 +219,5 @@ def test_bad_case_id_is_bad_input(tiny_copy, tmp_path):
     assert not archive.exists()
 
 
-def test_tiny_cases_untouched_by_runs(first):
+def test_tiny_cases_untouched_by_runs(published):
     assert (TINY / "events.csv").read_text().count("XTC-E900") == 0

@@ -29,19 +29,6 @@ from neutrality_forecast.archive.history import append_run, history_rows, run_id
 DRIVER = TESTS / "reforecast_driver.py"
 
 
-@pytest.fixture
-def mock_sampling(monkeypatch):
-    fast_mocks(monkeypatch.setattr)
-
-
-@pytest.fixture
-def published(tiny_copy, tmp_path, mock_sampling):
-    archive = tmp_path / "archive"
-    result = invoke(tiny_copy, archive)
-    assert result.exit_code == 0, result.output
-    return tiny_copy, archive
-
-
 def spawn(cases: Path, archive: Path, tmp_path: Path, hang: str, sleep: float = 120.0):
     marker = tmp_path / f"marker-{hang}"
     env = {**os.environ, "NF_TEST_HANG": hang, "NF_TEST_MARKER": str(marker),
