@@ -92,3 +92,41 @@ def test_every_shipped_event_maps(cfg):
     assert np.isfinite(d.x).all() and (d.x >= 0).all()
     assert d.trials.sum() == d.meta["at_risk_months"]
     assert d.y.sum() == cs.outcomes["occurred"].sum()
+
+
+def _reference_categories(events, country, partner, cfg):
+    """Rule-by-rule loop over events (the plain reading of models/evidence.toml)."""
+    quad_of = {t: q for q, types in cfg.quads.items() for t in types}
+    out = np.zeros((len(events), len(cfg.categories)))
+    for i, ev in enumerate(events.itertuples(index=False)):
+        role = counterpart_role(ev.actor, ev.recipient, country, partner, cfg)
+        ctx = {c.strip() for c in str(ev.contexts).split(";") if c.strip()}
+        for j, cat in enumerate(cfg.categories):
+            ok = (
+                (not cat.roles or role in cat.roles)
+                and (not cat.quads or quad_of.get(ev.event_type) in cat.quads)
+                and (not cat.event_types or ev.event_type in cat.event_types)
+                and (not cat.contexts or bool(ctx & set(cat.contexts)))
+                and not (cat.exclude_contexts and ctx & set(cat.exclude_contexts))
+                and (not cat.actor_is_case or ev.actor == country)
+            )
+            out[i, j] = float(ok)
+    return out
+
+
+def test_vectorised_mapping_matches_rule_loop_on_shipped_events(cfg):
+    """The vectorised category matrix (DataFrame and EventArrays inputs) equals the loop."""
+    from neutrality_forecast.evidence import EventArrays
+
+    cs = nf.load_case_set(nf.default_cases_dir())
+    for case in cs.cases.itertuples(index=False):
+        ev = cs.events_of(case.case_id).astype({"event_type": str, "actor": str})
+        arrays = EventArrays.from_frame(ev, cfg)
+        partners = cs.outcomes_of(case.case_id)["partner"]
+        for partner in {None if pd.isna(p) else str(p) for p in partners}:
+            ref = _reference_categories(ev, case.country, partner, cfg)
+            np.testing.assert_array_equal(category_matrix(ev, case.country, partner, cfg), ref)
+            np.testing.assert_array_equal(category_matrix(arrays, case.country, partner, cfg), ref)
+        half = arrays.take(np.arange(len(arrays))[::2])
+        assert half.event_ids == arrays.event_ids[::2]
+        np.testing.assert_array_equal(half.weight, admiralty_weight(ev, cfg)[::2])

@@ -12,11 +12,13 @@ from tests.helpers import mock_fit
 import neutrality_forecast as nf
 from neutrality_forecast.update import (
     PsisOptions,
+    changed_cases,
     log_likelihood,
     psis_reweight,
     resample_idata,
     systematic_resample,
     theta_draws,
+    update_log_ratios,
 )
 
 
@@ -104,3 +106,48 @@ def test_real_fit_then_instant_update(tiny_copy, tmp_path, monkeypatch):
     assert info["seconds"] < 60
     ev = second.changes[second.changes["component"] == "event"]
     assert set(ev["event_id"]) == {"XTC-E900"}
+
+
+def _with_event_changes(case_set):
+    """Add one XTC event, edit one XTA event's grade, remove one XTB event."""
+    ev = case_set.events.copy()
+    add = ev[ev["case_id"] == "XTC"].iloc[[0]].copy()
+    add["event_id"] = "XTC-E901"
+    xta = ev.index[ev["case_id"] == "XTA"][0]
+    ev.loc[xta, "source_reliability"] = "F" if ev.loc[xta, "source_reliability"] != "F" else "A"
+    ev = ev.drop(index=ev.index[ev["case_id"] == "XTB"][0])
+    base = case_set.__class__(case_set.cases, case_set.outcomes, ev.reset_index(drop=True))
+    return base.with_events(add)
+
+
+def test_changed_cases_names_added_edited_and_removed(tiny_dir):
+    old = nf.load_case_set(tiny_dir)
+    new = _with_event_changes(old)
+    assert changed_cases(old, new) == [c for c in old.case_ids if c in {"XTA", "XTB", "XTC"}]
+    assert changed_cases(old, old) == []
+    with pytest.raises(ValueError, match="case list"):
+        changed_cases(old, old.subset(old.case_ids[:2]))
+
+
+def test_update_log_ratios_equal_full_likelihood_difference(fitted, tiny_dir):
+    """Only the changed cases' rows are evaluated, and the result is exact."""
+    old = nf.load_case_set(tiny_dir)
+    new = _with_event_changes(old)
+    theta = theta_draws(fitted.draws())
+    new_data = nf.build_model_data(new, fitted.config)
+    ratio, changed = update_log_ratios(theta, old, new, new_data, fitted.config)
+    full = log_likelihood(theta, new_data) - log_likelihood(theta, fitted.data)
+    assert set(changed) == {"XTA", "XTB", "XTC"}
+    np.testing.assert_allclose(ratio, full, rtol=1e-9, atol=1e-9)
+    assert np.ptp(ratio) > 0  # the changes do move the likelihood
+
+
+def test_read_idata_groups_only(fitted, tmp_path):
+    from neutrality_forecast.model.fitted import read_idata
+
+    path = fitted.save(tmp_path / "fit.nc")
+    part = read_idata(path, ("posterior", "no_such_group"))
+    assert part.groups() == ["posterior"]
+    assert part.attrs["data_hash"] == fitted.data_hash
+    full = read_idata(path)
+    np.testing.assert_array_equal(part.posterior["alpha"].values, full.posterior["alpha"].values)

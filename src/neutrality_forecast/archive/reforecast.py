@@ -49,15 +49,17 @@ from neutrality_forecast.model.data import build_model_data
 from neutrality_forecast.model.fitted import FittedModel, ModelIOError
 from neutrality_forecast.update.psis import (
     PsisOptions,
-    log_likelihood,
     psis_reweight,
     resample_idata,
     theta_draws,
+    update_log_ratios,
 )
 
 __all__ = ["ReforecastGateFailed", "ReforecastResult", "reforecast"]
 
 log = logging.getLogger(__name__)
+
+PSIS_GROUPS = ("posterior", "sample_stats")
 
 
 class ReforecastGateFailed(RuntimeError):
@@ -165,12 +167,17 @@ def psis_update(
     weights' ESS fail the thresholds, and the decision record.
     """
     start = time.perf_counter()
-    base = fitted_mod.load_fitted(base_idata_path, base_cases, config)
     new_data = build_model_data(case_set, config)
+    # only the posterior and its sampler statistics are needed; the base case set's model
+    # arrays are not rebuilt (the ratios need only the changed cases' rows)
+    base = fitted_mod.load_fitted(
+        base_idata_path, base_cases, config, groups=PSIS_GROUPS, data=new_data
+    )
     theta = theta_draws(base.draws())
-    log_ratio = log_likelihood(theta, new_data) - log_likelihood(theta, base.data)
+    log_ratio, changed = update_log_ratios(theta, base_cases, case_set, new_data, config)
     result = psis_reweight(log_ratio, options=options)
     info = result.to_dict()
+    info["changed_cases"] = changed
     if not result.accepted:
         info["seconds"] = round(time.perf_counter() - start, 3)
         return None, info

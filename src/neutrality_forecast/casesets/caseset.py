@@ -110,8 +110,8 @@ class CaseSet:
         return rows.iloc[0]
 
     def events_of(self, case_id: str) -> pd.DataFrame:
-        """Events of one case, sorted by date."""
-        return self.events[self.events["case_id"] == case_id].sort_values("date")
+        """Events of one case, sorted by date (stable: same-day events keep file order)."""
+        return self.events[self.events["case_id"] == case_id].sort_values("date", kind="stable")
 
     def outcomes_of(self, case_id: str) -> pd.DataFrame:
         """Outcome questions of one case."""

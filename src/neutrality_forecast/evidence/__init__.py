@@ -7,9 +7,15 @@ from neutrality_forecast.evidence.covariates import (
     question_evidence,
     stock_from_inflow,
 )
-from neutrality_forecast.evidence.mapping import admiralty_weight, category_matrix, counterpart_role
+from neutrality_forecast.evidence.mapping import (
+    EventArrays,
+    admiralty_weight,
+    category_matrix,
+    counterpart_role,
+)
 
 __all__ = [
+    "EventArrays",
     "QuestionEvidence",
     "admiralty_weight",
     "category_matrix",

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from neutrality_forecast.config import EvidenceConfig
-from neutrality_forecast.evidence.mapping import admiralty_weight, category_matrix
+from neutrality_forecast.evidence.mapping import EventArrays, admiralty_weight, category_matrix
 
 __all__ = [
     "QuestionEvidence",
@@ -30,7 +30,9 @@ __all__ = [
 ]
 
 
-def intensity_factor(events: pd.DataFrame, n_months: int, cfg: EvidenceConfig) -> float:
+def intensity_factor(
+    events: pd.DataFrame | EventArrays, n_months: int, cfg: EvidenceConfig
+) -> float:
     """Coding-intensity factor ``reference_rate / rate_c`` of a case (clipped).
 
     ``rate_c`` is the case's Admiralty-weighted events per month over ``n_months`` observed
@@ -39,7 +41,8 @@ def intensity_factor(events: pd.DataFrame, n_months: int, cfg: EvidenceConfig) -
     opt = cfg.intensity
     if not opt.normalise or n_months <= 0:
         return 1.0
-    rate = float(admiralty_weight(events, cfg).sum()) / n_months if len(events) else 0.0
+    weight = events.weight if isinstance(events, EventArrays) else admiralty_weight(events, cfg)
+    rate = float(weight.sum()) / n_months if len(events) else 0.0
     if rate <= 0:
         return opt.max_factor
     return float(np.clip(opt.reference_rate / rate, opt.min_factor, opt.max_factor))
@@ -86,7 +89,7 @@ class QuestionEvidence:
 
 
 def question_evidence(
-    events: pd.DataFrame,
+    events: pd.DataFrame | EventArrays,
     *,
     country: str,
     partner: str | None,
@@ -103,17 +106,18 @@ def question_evidence(
     n_months = last_month - first_month + 1
     n_cat = len(cfg.categories)
     inflow = np.zeros((max(n_months, 0), n_cat))
-    if events.empty:
+    if len(events) == 0:
         return QuestionEvidence(first_month, inflow, (), np.zeros(0, int), np.zeros((0, n_cat)))
-    weight = admiralty_weight(events, cfg) * scale
-    contrib = category_matrix(events, country, partner, cfg) * weight[:, None]
-    months = np.asarray(month_index(events["date"]), dtype=int) - first_month
+    ev = events if isinstance(events, EventArrays) else EventArrays.from_frame(events, cfg)
+    weight = ev.weight * scale
+    contrib = category_matrix(ev, country, partner, cfg) * weight[:, None]
+    months = np.asarray(month_index(ev.dates), dtype=int) - first_month
     keep = (months >= 0) & (months < n_months)
     np.add.at(inflow, months[keep], contrib[keep])
     return QuestionEvidence(
         first_month,
         inflow,
-        tuple(events["event_id"].astype(str)),
+        ev.event_ids,
         months + first_month,
         contrib,
     )

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from neutrality_forecast.config import EvidenceConfig
 
-__all__ = ["admiralty_weight", "category_matrix", "counterpart_role"]
+__all__ = ["EventArrays", "admiralty_weight", "category_matrix", "counterpart_role"]
 
 
 def admiralty_weight(events: pd.DataFrame, cfg: EvidenceConfig) -> np.ndarray:
     """Weight of each event: ``reliability[letter] * credibility[digit]``."""
-    rel = events["source_reliability"].astype(str).map(cfg.admiralty.reliability)
-    cred = events["info_credibility"].astype(str).map(cfg.admiralty.credibility)
-    return (rel * cred).to_numpy(dtype=float)
+    rel, cred = cfg.admiralty.reliability, cfg.admiralty.credibility
+    letters = events["source_reliability"].astype(str).tolist()
+    digits = events["info_credibility"].astype(str).tolist()
+    return np.array(
+        [rel.get(a, np.nan) * cred.get(b, np.nan) for a, b in zip(letters, digits, strict=True)],
+        dtype=float,
+    )
 
 
 def _power_of(code: str, cfg: EvidenceConfig) -> str:
@@ -57,28 +63,102 @@ def counterpart_role(
     return "other"
 
 
+@dataclass(frozen=True)
+class EventArrays:
+    """One case's events as plain arrays: converted from the table once, used per question.
+
+    Attributes
+    ----------
+    event_ids : tuple of str
+    dates : ndarray of datetime64
+    weight : ndarray
+        Admiralty weight of each event (:func:`admiralty_weight`).
+    actor, recipient, event_type, quad : ndarray of object
+    contexts : tuple of frozenset
+
+    """
+
+    event_ids: tuple[str, ...]
+    dates: np.ndarray
+    weight: np.ndarray
+    actor: np.ndarray
+    recipient: np.ndarray
+    event_type: np.ndarray
+    quad: np.ndarray
+    contexts: tuple[frozenset[str], ...]
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    def take(self, index: np.ndarray) -> EventArrays:
+        """The events at positions ``index`` (in that order)."""
+        index = np.asarray(index, dtype=int)
+        return EventArrays(
+            event_ids=tuple(self.event_ids[i] for i in index),
+            dates=self.dates[index],
+            weight=self.weight[index],
+            actor=self.actor[index],
+            recipient=self.recipient[index],
+            event_type=self.event_type[index],
+            quad=self.quad[index],
+            contexts=tuple(self.contexts[i] for i in index),
+        )
+
+    @classmethod
+    def from_frame(cls, events: pd.DataFrame, cfg: EvidenceConfig) -> EventArrays:
+        """Convert an events table (data-contract columns) once."""
+        quad_of = {t: q for q, types in cfg.quads.items() for t in types}
+        etype = np.array(events["event_type"].astype(str).tolist(), dtype=object)
+        return cls(
+            event_ids=tuple(events["event_id"].astype(str).tolist()),
+            dates=events["date"].to_numpy(),
+            weight=admiralty_weight(events, cfg),
+            actor=np.array(events["actor"].astype(str).tolist(), dtype=object),
+            recipient=np.array(events["recipient"].astype(str).tolist(), dtype=object),
+            event_type=etype,
+            quad=np.array([quad_of.get(t) for t in etype], dtype=object),
+            contexts=tuple(
+                frozenset(c.strip() for c in str(v).split(";") if c.strip())
+                for v in events["contexts"].tolist()
+            ),
+        )
+
+
 def category_matrix(
-    events: pd.DataFrame, country: str, partner: str | None, cfg: EvidenceConfig
+    events: pd.DataFrame | EventArrays, country: str, partner: str | None, cfg: EvidenceConfig
 ) -> np.ndarray:
-    """0/1 matrix (events x categories): which categories each event counts in."""
-    quad_of = {t: q for q, types in cfg.quads.items() for t in types}
-    out = np.zeros((len(events), len(cfg.categories)))
-    for i, ev in enumerate(events.itertuples(index=False)):
-        role = counterpart_role(ev.actor, ev.recipient, country, partner, cfg)
-        etype = str(ev.event_type)
-        ctx = {c.strip() for c in str(ev.contexts).split(";") if c.strip()}
-        for j, cat in enumerate(cfg.categories):
-            if cat.roles and role not in cat.roles:
-                continue
-            if cat.quads and quad_of.get(etype) not in cat.quads:
-                continue
-            if cat.event_types and etype not in cat.event_types:
-                continue
-            if cat.contexts and not ctx & set(cat.contexts):
-                continue
-            if cat.exclude_contexts and ctx & set(cat.exclude_contexts):
-                continue
-            if cat.actor_is_case and ev.actor != country:
-                continue
-            out[i, j] = 1.0
+    """0/1 matrix (events x categories): which categories each event counts in.
+
+    Vectorised over events: each rule of a category is one boolean mask; the counterpart
+    role is computed once per distinct (actor, recipient) pair.
+    """
+    ev = events if isinstance(events, EventArrays) else EventArrays.from_frame(events, cfg)
+    n = len(ev)
+    out = np.zeros((n, len(cfg.categories)))
+    if n == 0:
+        return out
+    pair_role: dict[tuple[str, str], str] = {}
+    for a, r in zip(ev.actor, ev.recipient, strict=True):
+        if (a, r) not in pair_role:
+            pair_role[(a, r)] = counterpart_role(a, r, country, partner, cfg)
+    role = np.array(
+        [pair_role[(a, r)] for a, r in zip(ev.actor, ev.recipient, strict=True)], dtype=object
+    )
+    for j, cat in enumerate(cfg.categories):
+        keep = np.ones(n, dtype=bool)
+        if cat.roles:
+            keep &= np.isin(role, list(cat.roles))
+        if cat.quads:
+            keep &= np.isin(ev.quad, list(cat.quads))
+        if cat.event_types:
+            keep &= np.isin(ev.event_type, list(cat.event_types))
+        if cat.contexts:
+            want = set(cat.contexts)
+            keep &= np.array([bool(c & want) for c in ev.contexts])
+        if cat.exclude_contexts:
+            drop = set(cat.exclude_contexts)
+            keep &= ~np.array([bool(c & drop) for c in ev.contexts])
+        if cat.actor_is_case:
+            keep &= ev.actor == country
+        out[keep, j] = 1.0
     return out

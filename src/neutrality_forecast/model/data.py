@@ -10,6 +10,7 @@ exact sufficient-statistic form of the monthly Bernoulli likelihood.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.casesets.schema import OUTCOMES
 from neutrality_forecast.config import Config
 from neutrality_forecast.evidence import (
+    EventArrays,
     QuestionEvidence,
     intensity_factor,
     month_index,
@@ -131,14 +133,19 @@ def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
     link = list(config.model.priors.link_outcomes)
     questions: list[Question] = []
     rows: list[np.ndarray] = []
+    # each case's events and outcomes, converted to plain arrays once (not per question)
+    ev_sorted = case_set.events.sort_values("date", kind="stable")
+    ev_case = ev_sorted["case_id"].astype(str).to_numpy()
+    ev_all = EventArrays.from_frame(ev_sorted, ev_cfg)
+    out_records = case_set.outcomes.to_dict("records")
     for c, case in enumerate(case_set.cases.itertuples(index=False)):
         first, last = month_index(case.window_start), month_index(case.window_end)
-        events = case_set.events_of(case.case_id)
-        outs = case_set.outcomes_of(case.case_id)
-        rev = outs[(outs["outcome"] == "neutrality_revision") & outs["occurred"]]
-        rev_month = int(month_index(rev["occurred_on"].iloc[0])) if len(rev) else None
+        events = ev_all.take(np.flatnonzero(ev_case == case.case_id))
+        outs = [o for o in out_records if o["case_id"] == case.case_id]
+        rev = [o for o in outs if o["outcome"] == "neutrality_revision" and o["occurred"]]
+        rev_month = int(month_index(rev[0]["occurred_on"])) if rev else None
         scale = intensity_factor(events, last - first + 1, ev_cfg)
-        for out in outs.itertuples(index=False):
+        for out in (SimpleNamespace(**o) for o in outs):
             k = OUTCOMES.index(str(out.outcome))
             partner = None if pd.isna(out.partner) else str(out.partner)
             evid = question_evidence(

@@ -9,6 +9,7 @@ not match what the caller supplies.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
     "fit",
     "fit_compiled",
     "load_fitted",
+    "read_idata",
     "warm_start_point",
 ]
 
@@ -221,7 +223,7 @@ def warm_start_point(path: str | Path, case_set: CaseSet) -> dict[str, np.ndarra
     import xarray as xr
 
     try:
-        post = xr.open_dataset(str(path), group="posterior", engine="h5netcdf")
+        post = xr.open_dataset(str(path), group="posterior", engine=_read_engine())
     except (OSError, ValueError):
         return None
     with post:
@@ -232,12 +234,46 @@ def warm_start_point(path: str | Path, case_set: CaseSet) -> dict[str, np.ndarra
         }
 
 
+def _read_engine() -> str:
+    # netCDF4 opens the posterior's many variables 2-3x faster than h5netcdf (measured,
+    # docs/performance.md); files are written with h5netcdf and readable by both
+    return "netcdf4" if importlib.util.find_spec("netCDF4") else "h5netcdf"
+
+
+def read_idata(path: str | Path, groups: tuple[str, ...] | None = None) -> az.InferenceData:
+    """Read a saved InferenceData; with ``groups``, only those groups (and the attributes).
+
+    Reading only ``posterior`` and ``sample_stats`` skips warm-up draws and other groups,
+    which is most of the file for some samplers (the instant update needs no more).
+    """
+    engine = _read_engine()
+    if groups is None:
+        return az.from_netcdf(str(path), engine=engine)
+    import h5py
+    import xarray as xr
+
+    with h5py.File(str(path), mode="r") as handle:
+        present = [k for k in handle if isinstance(handle[k], h5py.Group)]
+    data = {g: xr.load_dataset(str(path), group=g, engine=engine) for g in groups if g in present}
+    with xr.open_dataset(str(path), engine=engine) as root:
+        attrs = dict(root.attrs)
+    return az.InferenceData(attrs=attrs, **data)
+
+
 def load_fitted(
-    path: str | Path, case_set: CaseSet, config: Config | None = None, *, recheck: bool = False
+    path: str | Path,
+    case_set: CaseSet,
+    config: Config | None = None,
+    *,
+    recheck: bool = False,
+    groups: tuple[str, ...] | None = None,
+    data: ModelData | None = None,
 ) -> FittedModel:
     """Load a fit saved by :meth:`FittedModel.save`, refusing mismatches.
 
     The diagnostics stored with the fit are reused; ``recheck=True`` recomputes them.
+    ``groups`` reads only those InferenceData groups (see :func:`read_idata`); ``data``
+    supplies already built model arrays for ``case_set`` (skips rebuilding them).
 
     Raises
     ------
@@ -246,7 +282,7 @@ def load_fitted(
         or its data hash differs from ``case_set.data_hash()``.
 
     """
-    idata = az.from_netcdf(str(path), engine="h5netcdf")
+    idata = read_idata(path, groups)
     attrs = idata.attrs
     for key in ("model_version", "data_hash", "config_json"):
         if key not in attrs:
@@ -263,7 +299,7 @@ def load_fitted(
             f"{path}: fitted on data {attrs['data_hash'][:12]}..., but this case set is "
             f"{case_set.data_hash()[:12]}...; refit on the new data"
         )
-    data = build_model_data(case_set, config)
+    data = data if data is not None else build_model_data(case_set, config)
     if "gate_json" in attrs and not recheck:
         gate = GateResult(**json.loads(attrs["gate_json"]))
     else:

@@ -33,22 +33,27 @@ current data with the base fit's data.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from neutrality_forecast.model.data import ModelData
+from neutrality_forecast.casesets import CaseSet
+from neutrality_forecast.config import Config
+from neutrality_forecast.model.data import ModelData, build_model_data
 
 __all__ = [
     "PsisOptions",
     "PsisResult",
+    "changed_cases",
     "log_likelihood",
     "psis_reweight",
     "resample_idata",
     "systematic_resample",
     "theta_draws",
+    "update_log_ratios",
 ]
 
 
@@ -125,10 +130,14 @@ def theta_draws(draws: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def log_likelihood(theta: np.ndarray, data: ModelData, *, chunk: int = 512) -> np.ndarray:
+def log_likelihood(
+    theta: np.ndarray, data: ModelData, *, rows: np.ndarray | None = None, chunk: int = 512
+) -> np.ndarray:
     """Model log-likelihood (without constants) of every draw: shape ``(S,)``.
 
-    Evaluated in chunks of draws to bound memory (``chunk x rows`` doubles at a time).
+    ``rows`` (boolean mask or indices) restricts the sum to some rows, e.g. those of the
+    cases whose events changed. Evaluated in chunks of draws to bound memory
+    (``chunk x rows`` doubles at a time).
     """
     design = data.design()
     if design.shape[1] != theta.shape[1]:
@@ -138,11 +147,59 @@ def log_likelihood(theta: np.ndarray, data: ModelData, *, chunk: int = 512) -> n
         )
     y = data.y.astype(float)
     n = data.trials.astype(float)
+    if rows is not None:
+        design, y, n = design[rows], y[rows], n[rows]
     out = np.empty(theta.shape[0])
     for start in range(0, theta.shape[0], chunk):
         eta = theta[start : start + chunk] @ design.T
         out[start : start + chunk] = eta @ y - np.logaddexp(0.0, eta) @ n
     return out
+
+
+def changed_cases(old: CaseSet, new: CaseSet) -> list[str]:
+    """Cases of ``new`` whose events differ from those in ``old`` (added, edited, removed).
+
+    Raises ``ValueError`` when the case lists differ (parameter shapes would not match).
+    """
+    if old.case_ids != new.case_ids:
+        raise ValueError("the case list changed: an instant update needs the same cases")
+    cols = [c for c in new.events.columns if c in old.events.columns]
+
+    def per_case(cs: CaseSet) -> dict[str, int]:
+        ev = cs.events[cols].sort_values("event_id", kind="stable")
+        h = pd.util.hash_pandas_object(ev.astype(str), index=False).to_numpy()
+        keys = ev["case_id"].astype(str).to_numpy()
+        out: dict[str, int] = {}
+        for case in np.unique(keys):
+            out[case] = hash(h[keys == case].tobytes())
+        return out
+
+    a, b = per_case(old), per_case(new)
+    return [c for c in new.case_ids if a.get(c) != b.get(c)]
+
+
+def update_log_ratios(
+    theta: np.ndarray, old: CaseSet, new: CaseSet, new_data: ModelData, config: Config
+) -> tuple[np.ndarray, list[str]]:
+    """Log importance ratios ``l_new - l_old`` of every draw, from the changed cases only.
+
+    The log-likelihood is a sum over cases, and the rows of a case depend only on that
+    case's own events, outcomes and window (and the configuration, which an instant update
+    requires unchanged). So the rows of unchanged cases cancel exactly, and only the
+    changed cases' rows are rebuilt for the old data and evaluated for both.
+    Returns the ratios and the changed case ids.
+    """
+    changed = changed_cases(old, new)
+    if not changed:
+        return np.zeros(theta.shape[0]), changed
+    full = new.case_ids
+    pos = np.array([full.index(c) for c in changed])
+    sub = build_model_data(old.subset(changed), config)
+    sub_pos = np.array([full.index(c) for c in sub.case_ids])
+    old_rows = replace(sub, case_ids=list(full), case_idx=sub_pos[sub.case_idx])
+    new_rows = np.isin(new_data.case_idx, pos)
+    ratio = log_likelihood(theta, new_data, rows=new_rows) - log_likelihood(theta, old_rows)
+    return ratio, changed
 
 
 def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None) -> PsisResult:
