@@ -24,7 +24,35 @@ def test_model_structure(tiny):
     assert {"mu_alpha", "z_alpha", "mu_beta", "z_beta", "sigma_case", "z_case", "gamma"} <= free
     assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
     assert [p.name for p in model.potentials] == ["loglik"]
-    assert model["design"].get_value().shape == (data.n_rows, 3 + 3 * 3 + 3 * 7 + 3)
+    shapes = [model[f"design_{o}"].get_value().shape for o in data.outcomes]
+    assert sum(r for r, _ in shapes) == data.n_rows
+    assert {c for _, c in shapes} == {1 + len(data.case_ids) + 7 + 1}
+
+
+def test_family_blocks_are_the_full_design_without_structural_zeros(tiny):
+    """The per-family products give exactly eta = Z @ theta of the full design matrix."""
+    from neutrality_forecast.update.psis import theta_draws
+
+    data = nf.build_model_data(tiny, nf.load_config())
+    rng = np.random.default_rng(0)
+    k_n, c_n, j_n = 3, len(data.case_ids), data.x.shape[1]
+    draws = {
+        "alpha": rng.normal(size=(1, k_n)), "u": rng.normal(size=(1, c_n, k_n)),
+        "beta": rng.normal(size=(1, k_n, j_n)), "gamma": rng.normal(size=(1, k_n)),
+    }  # fmt: skip
+    eta_full = data.design() @ theta_draws(draws)[0]
+    theta_k = np.column_stack(
+        [draws["alpha"][0], draws["u"][0].T, draws["beta"][0], -draws["gamma"][0]]
+    )
+    inputs = data.model_inputs()
+    for k, o in enumerate(data.outcomes):
+        rows, z = data.block_design(o)
+        np.testing.assert_allclose(z @ theta_k[k], eta_full[rows], rtol=1e-12)
+        np.testing.assert_array_equal(inputs[f"y_{o}"], data.y[rows])
+    dropped = data.model_inputs(exclude_cases=[data.case_ids[0]], evidence=False)
+    n_left = sum(len(dropped[f"y_{o}"]) for o in data.outcomes)
+    assert n_left == int((data.case_idx != 0).sum())
+    assert all(not dropped[f"design_{o}"][:, 1 + c_n : 1 + c_n + j_n].any() for o in data.outcomes)
 
 
 def _disaggregated(data: ModelData) -> ModelData:

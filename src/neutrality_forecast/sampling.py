@@ -170,9 +170,14 @@ class CompiledModel:
             )
         else:
             if data:
-                n_obs = len(next(iter(data.values())))
+                dims = self.model.named_vars_to_dims
+                coords = {
+                    dims[name][0]: np.arange(len(value))
+                    for name, value in data.items()
+                    if dims.get(name)
+                }
                 with self.model:
-                    pm.set_data(data, coords={"obs": np.arange(n_obs)})
+                    pm.set_data(data, coords=coords)
             extra = {}
             if self.sampler == "pymc" and "jax" in sys.modules and chains > 1:
                 # forking a process that has loaded (multithreaded) JAX can deadlock

@@ -160,7 +160,7 @@ def sbc(
     for i in range(n_sims):
         y = simulate_counts(data, truth_theta[i], rng)
         idata = compiled.sample(
-            {"design": data.design(), "trials": data.trials, "y": y},
+            data.model_inputs(y=y),
             draws=draws, tune=tune, chains=chains, seed=seed + i + 1, progressbar=False,
         )  # fmt: skip
         post = _scalars(idata.posterior)
@@ -207,7 +207,7 @@ def parameter_recovery(
     for i in range(n_sims):
         y = simulate_counts(data, theta[i], rng)
         idata = compiled.sample(
-            {"design": data.design(), "trials": data.trials, "y": y},
+            data.model_inputs(y=y),
             draws=draws, tune=tune, chains=chains, seed=seed + i, progressbar=False,
         )  # fmt: skip
         for name, values in _scalars(idata.posterior).items():

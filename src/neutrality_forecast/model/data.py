@@ -87,10 +87,29 @@ class ModelData:
         xk = (onehot_k[:, :, None] * self.x[:, None, :]).reshape(n, k_n * j_n)
         return np.hstack([onehot_k, onehot_ck, xk, onehot_k * self.standing[:, None]])
 
+    def block_design(self, outcome: str) -> tuple[np.ndarray, np.ndarray]:
+        """Compact design of one outcome family: ``(rows, Z_k)`` with ``eta = Z_k @ theta_k``.
+
+        ``rows`` are the family's row positions; ``Z_k`` has columns ``[1, case one-hot (C),
+        x (J), standing]`` and ``theta_k = (alpha_k, u[:, k], beta_k, -gamma_k)``. The
+        three family blocks together are :meth:`design` with its structural zeros removed
+        (a third of the columns, hence of the gradient's matrix products).
+        """
+        k, c_n = self.outcomes.index(outcome), len(self.case_ids)
+        rows = np.flatnonzero(self.outcome_idx == k)
+        onehot = np.zeros((len(rows), c_n))
+        onehot[np.arange(len(rows)), self.case_idx[rows]] = 1.0
+        z = np.column_stack([np.ones(len(rows)), onehot, self.x[rows], self.standing[rows]])
+        return rows, z
+
     def model_inputs(
-        self, *, exclude_cases: list[str] | tuple[str, ...] = (), evidence: bool = True
+        self,
+        *,
+        exclude_cases: list[str] | tuple[str, ...] = (),
+        evidence: bool = True,
+        y: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Data for the model's containers: ``design``, ``trials``, ``y``.
+        """Per-family data for the containers ``design_<o>``, ``trials_<o>``, ``y_<o>``.
 
         Parameters
         ----------
@@ -99,15 +118,24 @@ class ModelData:
             leave-one-case-out fold.
         evidence : bool
             False zeroes the evidence columns: the evidence-free baseline model.
+        y : ndarray, optional
+            Event counts per row replacing the observed ones (simulation-based checks).
 
         """
-        keep = ~np.isin(self.case_idx, [self.case_ids.index(c) for c in exclude_cases])
-        design = self.design()[keep]
-        if not evidence:
-            k_n, c_n, j_n = len(self.outcomes), len(self.case_ids), self.x.shape[1]
-            start = k_n + c_n * k_n
-            design[:, start : start + k_n * j_n] = 0.0
-        return {"design": design, "trials": self.trials[keep], "y": self.y[keep]}
+        drop = [self.case_ids.index(c) for c in exclude_cases]
+        y = self.y if y is None else np.asarray(y)
+        j_n, c_n = self.x.shape[1], len(self.case_ids)
+        out: dict[str, np.ndarray] = {}
+        for outcome in self.outcomes:
+            rows, z = self.block_design(outcome)
+            keep = ~np.isin(self.case_idx[rows], drop)
+            z = z[keep]
+            if not evidence:
+                z[:, 1 + c_n : 1 + c_n + j_n] = 0.0
+            out[f"design_{outcome}"] = z
+            out[f"trials_{outcome}"] = self.trials[rows][keep]
+            out[f"y_{outcome}"] = y[rows][keep]
+        return out
 
     def question(self, case_id: str, outcome: str) -> Question:
         """The question for ``case_id`` and ``outcome`` (``KeyError`` if absent)."""
