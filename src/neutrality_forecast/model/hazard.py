@@ -80,7 +80,7 @@ class HazardModel:
     of :meth:`ModelData.block_design`. This is the same function as the indexed form above,
     with a gradient made of small matrix-vector products instead of scatter/gather
     operations; splitting by family removes the structural zeros of one full design matrix
-    (2.3x faster per gradient in JAX, ``benchmarks/run.py``).
+    (3.3x cheaper gradients than the full design, measured in ``benchmarks/run.py``).
 
     Case effects are independent across outcomes: most cases carry one to three outcome
     rows, too few to learn a correlation matrix (an LKJ version sampled with divergences
