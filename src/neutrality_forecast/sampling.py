@@ -5,8 +5,8 @@ are installed, else nutpie, else PyMC's own NUTS. The order was chosen by measur
 project's 2-core machine (``benchmarks/run.py``; numbers in ``docs/performance.md``):
 minimum ESS per second of wall time, compile included, on the shipped data was 50.4 for the
 library's default fit (NumPyro), 29.3 for nutpie (low-rank mass matrix) and 44.0 for PyMC's
-default NUTS (which also diverged at its default ``target_accept=0.8`` and fails the gate). Every sampler is
-seeded, so the same data, configuration and seed give identical draws.
+default NUTS (which also diverged at its default ``target_accept=0.8`` and fails the gate).
+Every sampler is seeded, so the same data, configuration and seed give identical draws.
 """
 
 from __future__ import annotations
