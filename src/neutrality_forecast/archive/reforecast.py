@@ -168,11 +168,9 @@ def psis_update(
     """
     start = time.perf_counter()
     new_data = build_model_data(case_set, config)
-    # only the posterior and its sampler statistics are needed; the base case set's model
-    # arrays are not rebuilt (the ratios need only the changed cases' rows)
-    base = fitted_mod.load_fitted(
-        base_idata_path, base_cases, config, groups=PSIS_GROUPS, data=new_data
-    )
+    # only the posterior and its sampler statistics are needed; the ratios are computed on
+    # the changed cases' rows only (update_log_ratios)
+    base = fitted_mod.load_fitted(base_idata_path, base_cases, config, groups=PSIS_GROUPS)
     theta = theta_draws(base.draws())
     log_ratio, changed = update_log_ratios(theta, base_cases, case_set, new_data, config)
     result = psis_reweight(log_ratio, options=options)

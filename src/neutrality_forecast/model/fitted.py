@@ -267,13 +267,11 @@ def load_fitted(
     *,
     recheck: bool = False,
     groups: tuple[str, ...] | None = None,
-    data: ModelData | None = None,
 ) -> FittedModel:
     """Load a fit saved by :meth:`FittedModel.save`, refusing mismatches.
 
     The diagnostics stored with the fit are reused; ``recheck=True`` recomputes them.
-    ``groups`` reads only those InferenceData groups (see :func:`read_idata`); ``data``
-    supplies already built model arrays for ``case_set`` (skips rebuilding them).
+    ``groups`` reads only those InferenceData groups (see :func:`read_idata`).
 
     Raises
     ------
@@ -299,7 +297,7 @@ def load_fitted(
             f"{path}: fitted on data {attrs['data_hash'][:12]}..., but this case set is "
             f"{case_set.data_hash()[:12]}...; refit on the new data"
         )
-    data = data if data is not None else build_model_data(case_set, config)
+    data = build_model_data(case_set, config)
     if "gate_json" in attrs and not recheck:
         gate = GateResult(**json.loads(attrs["gate_json"]))
     else:
