@@ -135,7 +135,8 @@ def test_update_log_ratios_equal_full_likelihood_difference(fitted, tiny_dir):
     new = _with_event_changes(old)
     theta = theta_draws(fitted.draws())
     new_data = nf.build_model_data(new, fitted.config)
-    ratio, changed = update_log_ratios(theta, old, new, new_data, fitted.config)
+    changed = changed_cases(old, new)
+    ratio = update_log_ratios(theta, fitted.data, new_data, changed)
     full = log_likelihood(theta, new_data) - log_likelihood(theta, fitted.data)
     assert set(changed) == {"XTA", "XTB", "XTC"}
     np.testing.assert_allclose(ratio, full, rtol=1e-9, atol=1e-9)

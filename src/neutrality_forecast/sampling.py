@@ -3,8 +3,8 @@
 ``sampler="auto"`` picks NumPyro's NUTS (through PyMC's JAX backend) when JAX and NumPyro
 are installed, else nutpie, else PyMC's own NUTS. The order was chosen by measurement on the
 project's 2-core machine (``benchmarks/run.py``; numbers in ``docs/performance.md``):
-minimum ESS per second of wall time, compile included, on the shipped data was 50.4 for the
-library's default fit (NumPyro), 29.3 for nutpie (low-rank mass matrix) and 44.0 for PyMC's
+minimum ESS per second of wall time, compile included, on the shipped data was 41.9 for the
+library's default fit (NumPyro), 30.5 for nutpie (low-rank mass matrix) and 34.2 for PyMC's
 default NUTS (which also diverged at its default ``target_accept=0.8`` and fails the gate).
 Every sampler is seeded, so the same data, configuration and seed give identical draws.
 """

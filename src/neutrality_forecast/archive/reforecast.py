@@ -49,6 +49,7 @@ from neutrality_forecast.model.data import build_model_data
 from neutrality_forecast.model.fitted import FittedModel, ModelIOError
 from neutrality_forecast.update.psis import (
     PsisOptions,
+    changed_cases,
     psis_reweight,
     resample_idata,
     theta_draws,
@@ -172,7 +173,8 @@ def psis_update(
     # the changed cases' rows only (update_log_ratios)
     base = fitted_mod.load_fitted(base_idata_path, base_cases, config, groups=PSIS_GROUPS)
     theta = theta_draws(base.draws())
-    log_ratio, changed = update_log_ratios(theta, base_cases, case_set, new_data, config)
+    changed = changed_cases(base_cases, case_set)
+    log_ratio = update_log_ratios(theta, base.data, new_data, changed)
     result = psis_reweight(log_ratio, options=options)
     info = result.to_dict()
     info["changed_cases"] = changed

@@ -33,7 +33,7 @@ current data with the base fit's data.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import arviz as az
 import numpy as np
@@ -41,8 +41,7 @@ import pandas as pd
 import xarray as xr
 
 from neutrality_forecast.casesets import CaseSet
-from neutrality_forecast.config import Config
-from neutrality_forecast.model.data import ModelData, build_model_data
+from neutrality_forecast.model.data import ModelData
 
 __all__ = [
     "PsisOptions",
@@ -179,27 +178,21 @@ def changed_cases(old: CaseSet, new: CaseSet) -> list[str]:
 
 
 def update_log_ratios(
-    theta: np.ndarray, old: CaseSet, new: CaseSet, new_data: ModelData, config: Config
-) -> tuple[np.ndarray, list[str]]:
-    """Log importance ratios ``l_new - l_old`` of every draw, from the changed cases only.
+    theta: np.ndarray, old: ModelData, new: ModelData, changed: list[str]
+) -> np.ndarray:
+    """Log importance ratios ``l_new - l_old`` of every draw, from the changed cases' rows.
 
     The log-likelihood is a sum over cases, and the rows of a case depend only on that
     case's own events, outcomes and window (and the configuration, which an instant update
-    requires unchanged). So the rows of unchanged cases cancel exactly, and only the
-    changed cases' rows are rebuilt for the old data and evaluated for both.
-    Returns the ratios and the changed case ids.
+    requires unchanged). So the rows of unchanged cases cancel exactly and only the rows of
+    ``changed`` (:func:`changed_cases`) are evaluated, for the old and the new data.
     """
-    changed = changed_cases(old, new)
-    if not changed:
-        return np.zeros(theta.shape[0]), changed
-    full = new.case_ids
-    pos = np.array([full.index(c) for c in changed])
-    sub = build_model_data(old.subset(changed), config)
-    sub_pos = np.array([full.index(c) for c in sub.case_ids])
-    old_rows = replace(sub, case_ids=list(full), case_idx=sub_pos[sub.case_idx])
-    new_rows = np.isin(new_data.case_idx, pos)
-    ratio = log_likelihood(theta, new_data, rows=new_rows) - log_likelihood(theta, old_rows)
-    return ratio, changed
+    if old.case_ids != new.case_ids:
+        raise ValueError("the case list changed: an instant update needs the same cases")
+    pos = [new.case_ids.index(c) for c in changed]
+    return log_likelihood(theta, new, rows=np.isin(new.case_idx, pos)) - log_likelihood(
+        theta, old, rows=np.isin(old.case_idx, pos)
+    )
 
 
 def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None) -> PsisResult:
