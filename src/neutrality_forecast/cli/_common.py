@@ -38,6 +38,13 @@ SamplerOpt = Annotated[
     str | None, typer.Option(help="nutpie, pymc or numpyro (default: auto = fastest installed).")
 ]
 
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
+]
+HorizonsOpt = Annotated[
+    str | None, typer.Option("--horizons", help="Comma-separated months, e.g. 3,6,12,24.")
+]
+
 CasesOpt = Annotated[
     Path | None,
     typer.Option("--cases", help="Case set folder (default: the shipped data/cases)."),

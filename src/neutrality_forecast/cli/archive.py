@@ -13,6 +13,7 @@ from neutrality_forecast.cli._common import (
     EXIT_LOCKED,
     CasesOpt,
     ChainsOpt,
+    ConfigOpt,
     DrawsOpt,
     SamplerOpt,
     SeedOpt,
@@ -46,9 +47,7 @@ def reforecast(
     cases: CasesOpt = None,
     case: Annotated[str, typer.Option("--case", help="Case to forecast.")] = "TKM",
     archive: ArchiveOpt = Path("archive"),
-    config: Annotated[
-        Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
-    ] = None,
+    config: ConfigOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="Run even if data, config and version are unchanged.")
     ] = False,

@@ -13,7 +13,9 @@ from neutrality_forecast.cli._common import (
     EXIT_GATE,
     CasesOpt,
     ChainsOpt,
+    ConfigOpt,
     DrawsOpt,
+    HorizonsOpt,
     SamplerOpt,
     SeedOpt,
     TuneOpt,
@@ -85,9 +87,7 @@ def forecast(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: window end).")
     ] = None,
-    horizons: Annotated[
-        str | None, typer.Option("--horizons", help="Comma-separated months, e.g. 3,6,12,24.")
-    ] = None,
+    horizons: HorizonsOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default: runs/forecast-<UTC>).")
     ] = None,
@@ -96,9 +96,7 @@ def forecast(
     tune: TuneOpt = None,
     chains: ChainsOpt = None,
     sampler: SamplerOpt = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Fit the model on the case set and forecast one case; write every export."""
     from neutrality_forecast.workflow import GateFailed, default_out, run_forecast

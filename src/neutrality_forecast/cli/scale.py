@@ -13,7 +13,9 @@ from neutrality_forecast.cli._common import (
     EXIT_BAD_INPUT,
     EXIT_GATE,
     ChainsOpt,
+    ConfigOpt,
     DrawsOpt,
+    HorizonsOpt,
     SamplerOpt,
     SeedOpt,
     TuneOpt,
@@ -118,17 +120,13 @@ def batch_command(
         Path | None, typer.Option("--out", help="Parent folder (default: runs/batch-<UTC>).")
     ] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD.")] = None,
-    horizons: Annotated[
-        str | None, typer.Option("--horizons", help="Comma-separated months, e.g. 3,6,12,24.")
-    ] = None,
+    horizons: HorizonsOpt = None,
     seed: SeedOpt = None,
     draws: DrawsOpt = None,
     tune: TuneOpt = None,
     chains: ChainsOpt = None,
     sampler: SamplerOpt = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Forecast many case sets in parallel on Dask; each run goes to OUT/<case set name>/.
 

@@ -13,7 +13,9 @@ from neutrality_forecast.cli._common import (
     EXIT_GATE,
     CasesOpt,
     ChainsOpt,
+    ConfigOpt,
     DrawsOpt,
+    HorizonsOpt,
     SamplerOpt,
     SeedOpt,
     TuneOpt,
@@ -96,9 +98,7 @@ def what_if_command(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="As-of date YYYY-MM-DD (default: window end).")
     ] = None,
-    horizons: Annotated[
-        str | None, typer.Option("--horizons", help="Comma-separated months, e.g. 3,6,12,24.")
-    ] = None,
+    horizons: HorizonsOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: runs/what-if-<UTC>).")
     ] = None,
@@ -111,9 +111,7 @@ def what_if_command(
     tune: TuneOpt = None,
     chains: ChainsOpt = None,
     sampler: SamplerOpt = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="A model.toml to use instead of models/.")
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Baseline vs scenario forecast with hypothetical events, from the same posterior draws.
 
