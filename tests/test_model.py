@@ -21,7 +21,17 @@ def test_model_structure(tiny):
     data = nf.build_model_data(tiny, nf.load_config())
     model = nf.HazardModel(data, nf.load_config()).build_model()
     free = {v.name for v in model.free_RVs}
-    assert {"mu_alpha", "z_alpha", "mu_beta", "z_beta", "sigma_case", "z_case", "gamma"} <= free
+    assert {
+        "mu_alpha",
+        "z_alpha",
+        "mu_beta",
+        "w_beta",
+        "z_beta",
+        "w_case",
+        "z_case",
+        "gamma",
+    } == free
+    assert {"alpha", "beta", "u", "sigma_beta", "sigma_case"} <= set(model.named_vars)
     assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
     assert [p.name for p in model.potentials] == ["loglik"]
     shapes = [model[f"design_{o}"].get_value().shape for o in data.outcomes]
@@ -86,6 +96,46 @@ def test_aggregated_likelihood_is_exact(tiny):
         diffs.append(f_agg(point) - f_full(point))
     # Binomial and Bernoulli differ only by the constant log C(n, y)
     assert np.ptp(diffs) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_signed_scales_define_the_reference_posterior(tiny):
+    """Library parameterisation == textbook model, up to the change-of-variables Jacobian.
+
+    At matching points (w = sigma / s, same z), log p_ref - log p_lib equals
+    sum log(sigma / s) + log 2 per scale (half-normal on log sigma vs normal on w) plus the
+    binomial constants: the difference minus sum log sigma must be the same at every point.
+    """
+    from neutrality_forecast.model.reference import ReferenceHazardModel
+
+    cfg = nf.load_config()
+    data = nf.build_model_data(tiny, cfg)
+    lib = nf.HazardModel(data, cfg).build_model()
+    ref = ReferenceHazardModel(data, cfg).build_model()
+    f_lib, f_ref = lib.compile_logp(), ref.compile_logp()
+    p = cfg.model.priors
+    rng = np.random.default_rng(11)
+    diffs = []
+    for _ in range(4):
+        pt_ref = {
+            k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in ref.initial_point().items()
+        }
+        sb, sc = np.exp(pt_ref["sigma_beta_log__"]), np.exp(pt_ref["sigma_case_log__"])
+        pt_lib = {k: v for k, v in pt_ref.items() if not k.endswith("_log__")}
+        pt_lib["w_beta"] = sb / p.beta_sigma_scale
+        pt_lib["w_case"] = sc / p.case_sigma_scale
+        jac = np.log(sb) + np.log(sc).sum()
+        diffs.append(f_ref(pt_ref) - f_lib(pt_lib) - jac)
+        # the mirror point (-w, -z) has the same density
+        mirror = dict(pt_lib, w_case=-pt_lib["w_case"], z_case=-pt_lib["z_case"])
+        assert f_lib(mirror) == pytest.approx(f_lib(pt_lib), abs=1e-9)
+    assert np.ptp(diffs) == pytest.approx(0.0, abs=1e-8)
+    # and the deterministic effects agree
+    lib_u = lib.compile_fn(lib["u"], inputs=[lib["w_case"], lib["z_case"]])
+    ref_u = ref.compile_fn(ref["u"], inputs=[ref["sigma_case"], ref["z_case"]])
+    np.testing.assert_allclose(
+        lib_u({"w_case": pt_lib["w_case"], "z_case": pt_lib["z_case"]}),
+        ref_u({"sigma_case": sc, "z_case": pt_lib["z_case"]}),
+    )
 
 
 def test_prior_base_rate_is_plausible(tiny):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from tests.conftest import TINY
 from tests.helpers import mock_fit
 
@@ -17,9 +20,13 @@ def test_warm_start_point_means_and_shapes(tmp_path, monkeypatch):
     path = fitted.save(tmp_path / "post.nc")
     point = warm_start_point(path, cs)
     assert set(point) == set(FREE_VARS)
+    post = fitted.idata.posterior
+    sign = np.sign(post["w_case"])
     np.testing.assert_allclose(
-        point["z_case"], fitted.idata.posterior["z_case"].mean(("chain", "draw")).values
+        point["z_case"], (post["z_case"] * sign).mean(("chain", "draw")).values
     )
+    np.testing.assert_allclose(point["w_case"], abs(post["w_case"]).mean(("chain", "draw")))
+    assert (point["w_case"] > 0).all() and point["w_beta"] > 0
     assert point["z_case"].shape == (3, 3)
     # a different case list would not fit the parameter shapes: no warm start
     assert warm_start_point(path, cs.subset(["XTA", "XTB"])) is None
@@ -40,3 +47,30 @@ def test_jax_cache_folder(tmp_path, monkeypatch):
     assert folder == tmp_path / "jax" and folder.is_dir()
     monkeypatch.delenv("NF_CACHE_DIR")
     enable_jax_cache()  # back to the default folder for later tests
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_numpyro_refits_on_new_data_do_not_accumulate_executables():
+    """Loops of fits (SBC, recovery, backtests) must not leak one JAX executable per fit.
+
+    Each data set compiles a new program (PyMC embeds the data); before the fix every fit
+    added ~760 memory maps and a 100-simulation SBC crashed at the kernel's map limit.
+    """
+    from neutrality_forecast.model.hazard import HazardModel
+    from neutrality_forecast.sampling import CompiledModel
+
+    cs = nf.load_case_set(TINY)
+    cfg = nf.load_config()
+    data = nf.build_model_data(cs, cfg)
+    compiled = CompiledModel(HazardModel(data, cfg).build_model(), sampler="numpyro")
+    rng = np.random.default_rng(0)
+    counts = []
+    for i in range(3):
+        y = rng.binomial(1, 0.02, size=data.n_rows).astype(data.y.dtype)
+        idata = compiled.sample(
+            data.model_inputs(y=y), draws=20, tune=20, chains=2, seed=i, progressbar=False
+        )
+        assert idata.posterior.sizes["draw"] == 20
+        counts.append(len(Path("/proc/self/maps").read_text().splitlines()))
+    # the first fit loads libraries; later fits must not grow the process's mappings
+    assert counts[2] - counts[1] < 200, counts

@@ -37,9 +37,10 @@ __all__ = [
 ]
 
 PARAMS = ("alpha", "beta", "u", "gamma")
+#: identified quantities checked by the gate (the signs of ``w_*`` and their ``z_*`` are
+#: not identified by design, see :class:`HazardModel`; ``sigma_*``, ``beta`` and ``u`` are)
 GATE_VARS = [
-    "mu_alpha", "z_alpha", "mu_beta", "sigma_beta", "z_beta",
-    "sigma_case", "z_case", "gamma", "alpha", "beta",
+    "mu_alpha", "z_alpha", "alpha", "mu_beta", "sigma_beta", "beta", "sigma_case", "u", "gamma",
 ]  # fmt: skip
 
 
@@ -210,8 +211,20 @@ def fit_compiled(
 
 
 FREE_VARS = (
-    "mu_alpha", "z_alpha", "mu_beta", "sigma_beta", "z_beta", "sigma_case", "z_case", "gamma",
+    "mu_alpha", "z_alpha", "mu_beta", "w_beta", "z_beta", "w_case", "z_case", "gamma",
 )  # fmt: skip
+#: signed scale factor -> the effects it multiplies (mirror pairs (w, z) ~ (-w, -z))
+_SIGNED = {"w_beta": "z_beta", "w_case": "z_case"}
+
+
+def _sign_aligned(post) -> dict:
+    """Draws with every signed scale factor made positive (and its effects flipped with it)."""
+    out = {name: post[name] for name in FREE_VARS if name in post}
+    for w, z in _SIGNED.items():
+        if w in out and z in out:
+            sign = np.sign(out[w]).where(out[w] != 0, 1.0)
+            out[w], out[z] = abs(out[w]), out[z] * sign
+    return out
 
 
 def warm_start_point(path: str | Path, case_set: CaseSet) -> dict[str, np.ndarray] | None:
@@ -229,8 +242,10 @@ def warm_start_point(path: str | Path, case_set: CaseSet) -> dict[str, np.ndarra
     with post:
         if "case" in post.coords and list(post["case"].values) != case_set.case_ids:
             return None
+        # mirror draws (-w, -z) are the same model point: align signs before averaging
         return {
-            name: post[name].mean(("chain", "draw")).values for name in FREE_VARS if name in post
+            name: draws.mean(("chain", "draw")).values
+            for name, draws in _sign_aligned(post).items()
         }
 
 

@@ -52,6 +52,31 @@ class HazardModel:
         \gamma_{\text{basing}} &\sim \mathcal N(2, 1), \quad
         \gamma_{\text{accord}} \sim \mathcal N(0.5, 1), \quad z \sim \mathcal N(0, 1)
 
+    Sampled coordinates of the scales (*signed scale factors*). A half-normal scale is
+    sampled as :math:`\sigma = s\,|w|` with :math:`w \sim \mathcal N(0, 1)` and the effects
+    as :math:`s\,w\,z`:
+
+    .. math::
+
+        \sigma_\beta = 0.3\,|w_\beta|, \quad \beta_{kj} = \mu_{\beta,j} + 0.3\, w_\beta\,
+        z^{\beta}_{kj}, \qquad \sigma_{u,k} = |w_{u,k}|, \quad u_{ck} = w_{u,k}\, z^u_{ck}.
+
+    This is the *same* model: :math:`|w| \sim \mathcal N^+(1)`, and because the density of
+    :math:`(w, z)` is unchanged by :math:`(w, z) \mapsto (-w, -z)`, the effects
+    :math:`w z = |w|\,(\operatorname{sign}(w) z)` have exactly the law of
+    :math:`\sigma z` above. (:class:`~neutrality_forecast.model.reference.ReferenceHazardModel`
+    is the textbook form; ``tests/test_model.py`` checks that both define the same
+    posterior up to the Jacobian of the change of variables.) Why: the data say little about
+    these scales, so their posteriors stay close to the half-normal priors, and the usual
+    coordinate :math:`\log\sigma` then has a long exponential left tail and a steep right
+    side (measured: skewness -1.4 to -1.8, excess kurtosis 3 to 6; the four lowest ESS of the
+    fit). NUTS must take small steps for the steep side and long trajectories for the tail.
+    In :math:`w` the same prior is a standard normal, so the sampler sees a near-Gaussian
+    target: about twice the min-ESS per second (``docs/performance.md``). The sign of
+    :math:`w` and of its :math:`z` are not identified (mirror modes of equal mass); only
+    :math:`\sigma = s|w|` and the effects are, and only those enter the diagnostics gate
+    and every forecast.
+
     Why these priors:
 
     * ``mu_alpha``: :math:`\operatorname{logit}^{-1}(-5.5) \approx 0.4\%` per month, about
@@ -119,15 +144,22 @@ class HazardModel:
             )
 
             mu_beta = pm.Normal("mu_beta", 0.0, p.beta_mu_scale, dims="category")
-            sigma_beta = pm.HalfNormal("sigma_beta", p.beta_sigma_scale)
+            # signed scale factors: sigma = s |w|, effects s w z (see the class docstring)
+            w_beta = pm.Normal("w_beta", 0.0, 1.0)
+            pm.Deterministic("sigma_beta", p.beta_sigma_scale * pt.abs(w_beta))
             z_beta = pm.Normal("z_beta", 0.0, 1.0, dims=("outcome", "category"))
             beta = pm.Deterministic(
-                "beta", mu_beta + sigma_beta * z_beta, dims=("outcome", "category")
+                "beta",
+                mu_beta + p.beta_sigma_scale * w_beta * z_beta,
+                dims=("outcome", "category"),
             )
 
-            sigma_case = pm.HalfNormal("sigma_case", p.case_sigma_scale, dims="outcome")
+            w_case = pm.Normal("w_case", 0.0, 1.0, dims="outcome")
+            pm.Deterministic("sigma_case", p.case_sigma_scale * pt.abs(w_case), dims="outcome")
             z_case = pm.Normal("z_case", 0.0, 1.0, dims=("case", "outcome"))
-            u = pm.Deterministic("u", sigma_case * z_case, dims=("case", "outcome"))
+            u = pm.Deterministic(
+                "u", p.case_sigma_scale * w_case * z_case, dims=("case", "outcome")
+            )
 
             gamma_k = pt.zeros(len(d.outcomes))
             if len(link_k):
