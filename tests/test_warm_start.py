@@ -74,3 +74,20 @@ def test_numpyro_refits_on_new_data_do_not_accumulate_executables():
         counts.append(len(Path("/proc/self/maps").read_text().splitlines()))
     # the first fit loads libraries; later fits must not grow the process's mappings
     assert counts[2] - counts[1] < 200, counts
+
+
+def test_own_jittered_starts_equal_pymc_jitter(monkeypatch):
+    """The compiled start-point check draws exactly PyMC's jittered points (same draws)."""
+    import neutrality_forecast.sampling as smp
+    from neutrality_forecast.model.hazard import HazardModel
+
+    cs = nf.load_case_set(TINY)
+    cfg = nf.load_config()
+    model = HazardModel(nf.build_model_data(cs, cfg), cfg).build_model()
+    kw = dict(draws=20, tune=20, chains=2, seed=5, progressbar=False)
+    ours = smp.CompiledModel(model, sampler="numpyro").sample(**kw)
+    monkeypatch.setattr(smp, "_transformed_free_rvs", lambda m: True)  # PyMC's own jitter
+    theirs = smp.CompiledModel(model, sampler="numpyro").sample(**kw)
+    np.testing.assert_array_equal(ours.posterior["mu_alpha"], theirs.posterior["mu_alpha"])
+    starts = smp._jittered_starts(model, 2, 5, None)
+    assert len(starts) == 2 and not np.allclose(starts[0]["z_case"], starts[1]["z_case"])
