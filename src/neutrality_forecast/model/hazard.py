@@ -6,10 +6,29 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from neutrality_forecast.config import Config
+from neutrality_forecast.config import Config, Priors
 from neutrality_forecast.model.data import ModelData
 
-__all__ = ["HazardModel"]
+__all__ = ["HazardModel", "link_penalty"]
+
+
+def link_penalty(data: ModelData, priors: Priors) -> pt.TensorVariable:
+    """Per-family neutrality penalty ``gamma_k`` (0 for families without a link).
+
+    Adds the free variable ``gamma`` (dims ``link_outcome``; priors ``link_loc`` /
+    ``link_scale`` of ``models/model.toml``) to the model in context, if any family is linked.
+    """
+    gamma_k = pt.zeros(len(data.outcomes))
+    if data.link_outcomes:
+        link_k = np.array([data.outcomes.index(o) for o in data.link_outcomes], dtype=int)
+        gamma = pm.Normal(
+            "gamma",
+            [priors.link_loc.get(o, 0.0) for o in data.link_outcomes],
+            [priors.link_scale.get(o, 1.0) for o in data.link_outcomes],
+            dims="link_outcome",
+        )
+        gamma_k = pt.set_subtensor(gamma_k[link_k], gamma)
+    return gamma_k
 
 
 class HazardModel:
@@ -134,7 +153,6 @@ class HazardModel:
     def build_model(self) -> pm.Model:
         """The PyMC model (short on purpose: the math is in the class docstring)."""
         d, p = self.data, self.config.model.priors
-        link_k = np.array([d.outcomes.index(o) for o in d.link_outcomes], dtype=int)
         inputs = d.model_inputs()
         with pm.Model(coords=self.coords) as model:
             mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
@@ -161,15 +179,7 @@ class HazardModel:
                 "u", p.case_sigma_scale * w_case * z_case, dims=("case", "outcome")
             )
 
-            gamma_k = pt.zeros(len(d.outcomes))
-            if len(link_k):
-                gamma = pm.Normal(
-                    "gamma",
-                    [p.link_loc.get(o, 0.0) for o in d.link_outcomes],
-                    [p.link_scale.get(o, 1.0) for o in d.link_outcomes],
-                    dims="link_outcome",
-                )
-                gamma_k = pt.set_subtensor(gamma_k[link_k], gamma)
+            gamma_k = link_penalty(d, p)
 
             # theta[k] = (alpha_k, u[:, k], beta_k, -gamma_k); eta_k = Z_k @ theta[k]
             theta = pt.concatenate([alpha[:, None], u.T, beta, -gamma_k[:, None]], axis=1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 
 from neutrality_forecast.config import Config
 from neutrality_forecast.model.data import ModelData
+from neutrality_forecast.model.hazard import link_penalty
 
 __all__ = ["ReferenceHazardModel"]
 
@@ -55,7 +55,6 @@ class ReferenceHazardModel:
     def build_model(self) -> pm.Model:
         """The PyMC model."""
         d, p = self.data, self.config.model.priors
-        link_k = np.array([d.outcomes.index(o) for o in d.link_outcomes], dtype=int)
         with pm.Model(coords=self.coords) as model:
             x = pm.Data("x", d.x, dims=("obs", "category"))
             c_idx = pm.Data("case_idx", d.case_idx, dims="obs")
@@ -78,15 +77,7 @@ class ReferenceHazardModel:
             z_case = pm.Normal("z_case", 0.0, 1.0, dims=("case", "outcome"))
             u = pm.Deterministic("u", sigma_case * z_case, dims=("case", "outcome"))
 
-            gamma_k = pt.zeros(len(d.outcomes))
-            if len(link_k):
-                gamma = pm.Normal(
-                    "gamma",
-                    [p.link_loc.get(o, 0.0) for o in d.link_outcomes],
-                    [p.link_scale.get(o, 1.0) for o in d.link_outcomes],
-                    dims="link_outcome",
-                )
-                gamma_k = pt.set_subtensor(gamma_k[link_k], gamma)
+            gamma_k = link_penalty(d, p)
 
             eta = (
                 alpha[k_idx]
