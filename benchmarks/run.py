@@ -91,8 +91,9 @@ def bench_sampler(name, case_set, config, data, *, seed):
     ``pymc`` is PyMC's default NUTS exactly as ``pm.sample()`` runs it (1000 tune, 1000
     draws, ``target_accept=0.8``, 4 chains on 2 cores) on the library's model graph;
     ``pymc-reference`` is the same on :class:`ReferenceHazardModel`, the same statistical
-    model written the textbook way (indexed ``pm.Binomial``, ``log sigma`` scales). Every other configuration uses the
-    library's settings (``models/model.toml``: tune, draws, target_accept). ``default`` is
+    model written the textbook way (indexed ``pm.Binomial``, ``log sigma`` scales). Every
+    other configuration uses the library's settings (``models/model.toml``: tune, draws,
+    target_accept). ``default`` is
     the library's own :func:`neutrality_forecast.fit` as a user calls it;
     ``default-warm-cache`` repeats it in the same run, with the compiled sampler taken from
     JAX's persistent cache as a scheduled re-forecast finds it.
