@@ -107,7 +107,9 @@ def bench_sampler(name, case_set, config, data, *, seed):
         wall = time.perf_counter() - t0
         idata = fitted.idata
         sample_s = min(float(idata.posterior.attrs.get("sampling_time", wall)), wall)
-        return _row(name, idata, case_set, config, data, wall - sample_s, sample_s)
+        row = _row(name, idata, case_set, config, data, wall - sample_s, sample_s)
+        row["attempts"] = fitted.attempts  # step-size retries, if any (see fit_compiled)
+        return row
     builder = ReferenceHazardModel if name == "pymc-reference" else HazardModel
     model = builder(data, config).build_model()
     t0 = time.perf_counter()
@@ -126,7 +128,7 @@ def bench_sampler(name, case_set, config, data, *, seed):
         with model:  # PyMC defaults: 1000 draws, 1000 tune, target_accept 0.8
             idata = pm.sample(chains=4, cores=2, random_seed=seed, progressbar=False,
                               compute_convergence_checks=False)  # fmt: skip
-    else:  # numpyro, numpyro-dense through PyMC's JAX backend
+    else:  # numpyro, numpyro-dense through pm.sample (PyMC's JAX backend)
         nuts = {"dense_mass": True} if name == "numpyro-dense" else {}
         with model:
             idata = pm.sample(draws=smp.draws, tune=smp.tune, chains=4, random_seed=seed,

@@ -76,18 +76,38 @@ def test_numpyro_refits_on_new_data_do_not_accumulate_executables():
     assert counts[2] - counts[1] < 200, counts
 
 
-def test_own_jittered_starts_equal_pymc_jitter(monkeypatch):
-    """The compiled start-point check draws exactly PyMC's jittered points (same draws)."""
-    import neutrality_forecast.sampling as smp
+def test_lean_numpyro_driver_equals_pm_sample():
+    """``sample_numpyro`` gives exactly ``pm.sample(nuts_sampler="numpyro")``'s fit.
+
+    Same seed, same settings: same jittered start points, same draws of every free and
+    deterministic variable, same coordinates and the same sample statistics.
+    """
+    import pymc as pm
+
     from neutrality_forecast.model.hazard import HazardModel
+    from neutrality_forecast.numpyro_nuts import jittered_starts, sample_numpyro
 
     cs = nf.load_case_set(TINY)
     cfg = nf.load_config()
     model = HazardModel(nf.build_model_data(cs, cfg), cfg).build_model()
-    kw = dict(draws=20, tune=20, chains=2, seed=5, progressbar=False)
-    ours = smp.CompiledModel(model, sampler="numpyro").sample(**kw)
-    monkeypatch.setattr(smp, "_transformed_free_rvs", lambda m: True)  # PyMC's own jitter
-    theirs = smp.CompiledModel(model, sampler="numpyro").sample(**kw)
-    np.testing.assert_array_equal(ours.posterior["mu_alpha"], theirs.posterior["mu_alpha"])
-    starts = smp._jittered_starts(model, 2, 5, None)
+    for chains in (2, 1):
+        kw = dict(draws=20, tune=20, chains=chains, target_accept=0.85, progressbar=False)
+        ours = sample_numpyro(model, seed=5, **kw)
+        with model:
+            theirs = pm.sample(
+                nuts_sampler="numpyro", random_seed=5, compute_convergence_checks=False, **kw
+            )
+        assert set(ours.posterior.data_vars) == set(theirs.posterior.data_vars)
+        assert ours.posterior.sizes["chain"] == chains
+        for name, theirs_var in theirs.posterior.data_vars.items():
+            assert ours.posterior[name].dims == theirs_var.dims, name
+            np.testing.assert_array_equal(ours.posterior[name].values, theirs_var.values)
+        for name, theirs_stat in theirs.sample_stats.data_vars.items():
+            np.testing.assert_array_equal(ours.sample_stats[name].values, theirs_stat.values)
+    starts = jittered_starts(model, 2, 5, None)
     assert len(starts) == 2 and not np.allclose(starts[0]["z_case"], starts[1]["z_case"])
+    # warm start: the jitter is centred on the given point
+    centre = {name: np.asarray(v) + 0.5 for name, v in model.initial_point().items()}
+    moved = jittered_starts(model, 2, 5, centre)
+    for name, value in centre.items():
+        assert np.all(np.abs(moved[0][name] - value) <= 1.0), name

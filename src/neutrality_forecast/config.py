@@ -133,8 +133,21 @@ class SamplingSettings(_Strict):
     tune: int = Field(default=1000, ge=0)
     chains: int = Field(default=4, gt=0)
     seed: int = 20160609
-    target_accept: float = Field(default=0.9, gt=0, lt=1)
+    target_accept: float = Field(default=0.8, gt=0, lt=1)
+    #: targets tried in turn, same seed, while a fit has more divergences than the gate allows
+    retry_target_accept: list[float] = [0.95, 0.99]
     sampler: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"
+
+    @model_validator(mode="after")
+    def _retries_increase(self) -> SamplingSettings:
+        targets = [self.target_accept, *self.retry_target_accept]
+        if any(not 0 < b < 1 or b <= a for a, b in zip(targets[:-1], targets[1:], strict=True)):
+            raise ValueError(
+                "retry_target_accept must be increasing, above target_accept and below 1, "
+                f"got target_accept={self.target_accept}, "
+                f"retry_target_accept={self.retry_target_accept}"
+            )
+        return self
 
 
 class GateSettings(_Strict):

@@ -1,11 +1,12 @@
 """Sampler choice, seeding and compile reuse.
 
-``sampler="auto"`` picks NumPyro's NUTS (through PyMC's JAX backend) when JAX and NumPyro
-are installed, else nutpie, else PyMC's own NUTS. The order was chosen by measurement on the
-project's 2-core machine (``benchmarks/run.py``; numbers in ``docs/performance.md``):
-minimum ESS per second of wall time, compile included, on the shipped data, NumPyro beat
-nutpie (diagonal and low-rank mass matrix) and PyMC's default NUTS (which also diverges at
-its default ``target_accept=0.8`` and fails the gate) in every run.
+``sampler="auto"`` picks NumPyro's NUTS when JAX and NumPyro are installed, else nutpie,
+else PyMC's own NUTS. The order was chosen by measurement on the project's 2-core machine
+(``benchmarks/run.py``; numbers in ``docs/performance.md``): minimum ESS per second of
+wall time, compile included, on the shipped data, NumPyro beat nutpie (diagonal and
+low-rank mass matrix) and PyMC's default NUTS in every run. NumPyro runs through
+:mod:`neutrality_forecast.numpyro_nuts` (same draws as ``pm.sample(nuts_sampler="numpyro")``,
+without its per-fit overhead) for models it supports, else through ``pm.sample``.
 Every sampler is seeded, so the same data, configuration and seed give identical draws.
 """
 
@@ -21,6 +22,8 @@ from typing import Literal
 import arviz as az
 import numpy as np
 import pymc as pm
+
+from neutrality_forecast import numpyro_nuts
 
 __all__ = ["SAMPLERS", "CompiledModel", "available_samplers", "resolve_sampler", "run_sampler"]
 
@@ -117,44 +120,6 @@ def enable_jax_cache(cache_dir: str | os.PathLike | None = None) -> Path | None:
     return folder
 
 
-def _transformed_free_rvs(model: pm.Model) -> bool:
-    return any(model.rvs_to_transforms.get(rv) is not None for rv in model.free_RVs)
-
-
-def _jittered_starts(
-    model: pm.Model, chains: int, seed: int, initvals: dict | None
-) -> list[dict[str, np.ndarray]]:
-    """PyMC's jittered starting points, checked with ONE compiled JAX log density.
-
-    Uniform +-1 jitter around the initial point, one point per chain, as PyMC draws them.
-
-    PyMC checks its jittered starts with the JAX log density evaluated op by op, which
-    compiles every primitive separately (about 100 small XLA compilations, ~5 s of a cold
-    30-36 s fit, profiled). Here the same check uses one jitted log density (one
-    compilation, persistently cached). The points are the ones PyMC would draw (same
-    seeds), so the draws are unchanged. Only for models whose free variables are
-    untransformed (``HazardModel``: all are), so that the points can be handed back to
-    PyMC as ``initvals`` with its own jitter switched off.
-    """
-    import jax
-    from pymc.initial_point import make_initial_point_fns_per_chain
-    from pymc.sampling.jax import get_jaxified_logp
-
-    logp = jax.jit(get_jaxified_logp(model, negative_logp=False))
-    fns = make_initial_point_fns_per_chain(
-        model=model, overrides=initvals, jitter_rvs=set(model.free_RVs), chains=chains
-    )
-    rng = np.random.default_rng(seed)
-    starts = []
-    for fn in fns:
-        for _ in range(11):  # PyMC's jitter_max_retries + 1
-            point = fn(int(rng.integers(2**30)))
-            if np.isfinite(float(logp([point[v.name] for v in model.value_vars]))):
-                break
-        starts.append(point)
-    return starts
-
-
 class CompiledModel:
     """Compile a model once and sample it on many data sets of the same structure.
 
@@ -216,26 +181,26 @@ class CompiledModel:
                 }
                 with self.model:
                     pm.set_data(data, coords=coords)
-            extra = {}
-            if self.sampler == "numpyro" and not _transformed_free_rvs(self.model):
-                initvals = _jittered_starts(self.model, chains, seed, initvals)
-                extra["nuts_sampler_kwargs"] = {"jitter": False}
-            if self.sampler == "pymc" and "jax" in sys.modules and chains > 1:
-                # forking a process that has loaded (multithreaded) JAX can deadlock
-                extra["mp_ctx"] = "spawn"
-            with self.model:
-                idata = pm.sample(
+            if self.sampler == "numpyro" and numpyro_nuts.supports(self.model):
+                idata = numpyro_nuts.sample_numpyro(
+                    self.model,
                     draws=draws,
                     tune=tune,
                     chains=chains,
-                    cores=min(chains, 2),
-                    random_seed=seed,
+                    seed=seed,
                     target_accept=target_accept,
                     progressbar=progressbar,
-                    nuts_sampler=self.sampler,
                     initvals=initvals,
-                    compute_convergence_checks=False,
-                    **extra,
+                )
+            else:
+                idata = self._pm_sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    seed=seed,
+                    target_accept=target_accept,
+                    progressbar=progressbar,
+                    initvals=initvals,
                 )
         if self.sampler == "numpyro":
             # PyMC's JAX backend embeds the data in the compiled program, so every new data
@@ -247,3 +212,19 @@ class CompiledModel:
             jax.clear_caches()
         idata.attrs["sampler"] = self.sampler
         return idata
+
+    def _pm_sample(self, *, chains: int, seed: int, **kwargs) -> az.InferenceData:
+        extra = {}
+        if self.sampler == "pymc" and "jax" in sys.modules and chains > 1:
+            # forking a process that has loaded (multithreaded) JAX can deadlock
+            extra["mp_ctx"] = "spawn"
+        with self.model:
+            return pm.sample(
+                chains=chains,
+                cores=min(chains, 2),
+                random_seed=seed,
+                nuts_sampler=self.sampler,
+                compute_convergence_checks=False,
+                **kwargs,
+                **extra,
+            )

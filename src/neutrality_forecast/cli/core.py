@@ -141,4 +141,13 @@ def forecast(
         f"min tail ESS {g.ess_tail_min:.0f}, {g.divergences} divergences); "
         f"sampler {result.fitted.sampler}, {result.fitted.fit_seconds:.0f} s"
     )
+    tries = result.fitted.attempts
+    if len(tries) > 1:
+        earlier = ", ".join(
+            f"{a['divergences']} divergences at target_accept {a['target_accept']}"
+            for a in tries[:-1]
+        )
+        console.print(
+            f"sampled again at target_accept {tries[-1]['target_accept']} after {earlier}"
+        )
     console.print(f"wrote {result.path}")

@@ -64,6 +64,7 @@ def provenance(fitted: FittedModel, *, run_id: str, started: dt.datetime) -> dic
         "chains": int(s["chain"]),
         "draws": int(s["draw"]),
         "fit_seconds": round(fitted.fit_seconds, 2),
+        "sampling_attempts": fitted.attempts,
         "started_utc": started.isoformat(),
         "finished_utc": utc_now().isoformat(),
         "python": sys.version.split()[0],
@@ -120,7 +121,7 @@ def atomic_replace_dir(tmp: Path, dest: Path) -> None:
 def write_diagnostics(fitted: FittedModel, folder: Path) -> None:
     """``diagnostics.json`` plus rank and energy plots."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "diagnostics.json", fitted.gate.to_dict())
+    write_json(folder / "diagnostics.json", {**fitted.gate.to_dict(), "attempts": fitted.attempts})
     diagnostic_plots(fitted.idata, folder)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = [
     "read_idata",
     "warm_start_point",
 ]
+
+_log = logging.getLogger(__name__)
 
 PARAMS = ("alpha", "beta", "u", "gamma")
 #: identified quantities checked by the gate (the signs of ``w_*`` and their ``z_*`` are
@@ -82,6 +85,14 @@ class FittedModel:
     def id(self) -> str:
         """Model id: hash of data, configuration and seed."""
         return model_id(self.data_hash, self.config, self.seed)
+
+    @property
+    def attempts(self) -> list[dict]:
+        """Sampling attempts of the fit: target_accept, divergences, seconds (kept last).
+
+        See :func:`fit_compiled`; empty for fits made before attempts were recorded.
+        """
+        return json.loads(self.idata.attrs.get("attempts", "[]"))
 
     def draws(self) -> dict[str, np.ndarray]:
         """Posterior draws of the forecast parameters, chains stacked first.
@@ -181,20 +192,44 @@ def fit_compiled(
 
     ``inputs`` are the model's data containers (see :meth:`ModelData.model_inputs`);
     ``None`` uses ``data`` as compiled.
+
+    Step size: the first attempt uses ``target_accept`` of ``config.model.sampling``. If
+    it has more divergences than the gate allows (``[diagnostics] max_divergences``), the
+    fit is re-run with the same seed at each ``retry_target_accept`` in turn (smaller
+    steps), and the first attempt within the limit is kept. Every attempt (target,
+    divergences, seconds) is recorded in ``idata.attrs["attempts"]`` and in the run's
+    ``diagnostics.json``; the gate judges the kept attempt on every check as usual.
     """
     s = config.model.sampling
     seed = s.seed if seed is None else seed
     start = time.perf_counter() if started is None else started
-    idata = compiled.sample(
-        inputs,
-        draws=draws or s.draws,
-        tune=s.tune if tune is None else tune,
-        chains=chains or s.chains,
-        seed=seed,
-        target_accept=s.target_accept,
-        progressbar=progressbar,
-        initvals=initvals,
-    )
+    targets = [s.target_accept, *s.retry_target_accept]
+    attempts = []
+    for i, target in enumerate(targets):
+        t0 = time.perf_counter()
+        idata = compiled.sample(
+            inputs,
+            draws=draws or s.draws,
+            tune=s.tune if tune is None else tune,
+            chains=chains or s.chains,
+            seed=seed,
+            target_accept=target,
+            progressbar=progressbar,
+            initvals=initvals,
+        )
+        stats = idata.sample_stats
+        divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+        attempts.append(
+            {"target_accept": target, "divergences": divergences,
+             "seconds": round(time.perf_counter() - t0, 2)}
+        )  # fmt: skip
+        if divergences <= config.model.diagnostics.max_divergences or i == len(targets) - 1:
+            break
+        _log.warning(
+            "%d divergences at target_accept %.3g: sampling again at %.3g (same seed)",
+            divergences, target, targets[i + 1],
+        )  # fmt: skip
+    idata.attrs["attempts"] = json.dumps(attempts)
     seconds = time.perf_counter() - start
     gate_vars = [v for v in GATE_VARS if v in idata.posterior]
     gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars)

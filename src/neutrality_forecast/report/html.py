@@ -318,6 +318,17 @@ def _diagnostics(run: RunFolder) -> str:
         if worst
         else ""
     )
+    tries = d.get("attempts") or []
+    if len(tries) > 1:
+        earlier = "; ".join(
+            f"{_e(a.get('divergences'))} divergences at target_accept {_e(a.get('target_accept'))}"
+            for a in tries[:-1]
+        )
+        extra += (
+            f"<p class=note>Sampled again with smaller steps (target_accept "
+            f"{_e(tries[-1].get('target_accept'))}) after {earlier}; the table is the kept "
+            "attempt.</p>"
+        )
     imgs = "".join(
         _img_file(run.path / name, name) for name in ("rank.png", "energy.png")
         if (run.path / name).is_file()

@@ -1,0 +1,192 @@
+"""NumPyro's NUTS on a PyMC model, without the per-fit overhead of ``pm.sample``.
+
+``pm.sample(nuts_sampler="numpyro")`` spends 5-9 s of a 20-26 s default fit outside the
+sampler (profiled on the project machine, ``docs/performance.md``): it converts the model's
+log density to JAX twice (once for the start-point check, once for the sampler), compiles
+a PyTensor gradient it never uses (``assign_step_methods``), checks the jittered start
+points op by op (about 100 small XLA compilations) and converts the deterministics through
+a second JAX graph. :func:`sample_numpyro` does the same sampling with one JAX conversion:
+
+* start points: PyMC's jittered points (uniform +-1 around the initial point, one per
+  chain, up to 10 retries), drawn with PyMC's seeds and checked with one jitted log
+  density;
+* sampler: :class:`numpyro.infer.NUTS` (diagonal mass matrix, step-size and mass-matrix
+  adaptation, ``target_accept_prob``) run by :class:`numpyro.infer.MCMC` with one chain
+  per (virtual) CPU device, the JAX key derived from the seed as PyMC derives it;
+* deterministics: :func:`pymc.compute_deterministics` (PyTensor, compiled once and cached
+  on disk across processes);
+* sample statistics under PyMC's names (``lp``, ``step_size``, ``n_steps``,
+  ``acceptance_rate``, ``diverging``, ``energy``, ``tree_depth``).
+
+Same seed, same draws as ``pm.sample(nuts_sampler="numpyro")`` with the same settings
+(tested in ``tests/test_warm_start.py``). Only for models whose free variables are
+untransformed (:class:`~neutrality_forecast.model.hazard.HazardModel`: all of them are);
+other models go through ``pm.sample``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import arviz as az
+import numpy as np
+import pymc as pm
+
+__all__ = ["jittered_starts", "sample_numpyro", "supports"]
+
+#: NumPyro statistics kept per draw, renamed as PyMC names them
+_STATS = {
+    "num_steps": "n_steps",
+    "potential_energy": "lp",
+    "energy": "energy",
+    "adapt_state.step_size": "step_size",
+    "accept_prob": "acceptance_rate",
+    "diverging": "diverging",
+}
+
+#: PyMC's ``jitter_max_retries`` + 1
+_JITTER_TRIES = 11
+
+
+def supports(model: pm.Model) -> bool:
+    """Whether :func:`sample_numpyro` handles ``model`` (no transformed free variables)."""
+    return not any(model.rvs_to_transforms.get(rv) is not None for rv in model.free_RVs)
+
+
+def _logp(model: pm.Model):
+    """The model's negative log density as a JAX function of the list of value variables."""
+    # imported here: pymc.sampling.jax asks XLA for one CPU device per chain (it sets
+    # XLA_FLAGS before JAX starts its backend), so chains run in parallel
+    from pymc.sampling.jax import get_jaxified_logp
+
+    return get_jaxified_logp(model, negative_logp=False)
+
+
+def _chain_seeds(seed: int, chains: int) -> list[int]:
+    """One start-point seed per chain, derived from ``seed`` as PyMC derives them."""
+    if chains == 1:
+        return [int(seed)]
+    draw = np.random.default_rng(seed).integers
+    seeds: list[int] = []
+    while len(set(seeds)) != chains:
+        seeds = [int(x) for x in draw(2**30, dtype=np.int64, size=chains)]
+    return seeds
+
+
+def jittered_starts(
+    model: pm.Model, chains: int, seed: int, initvals: dict | None, *, logp=None
+) -> list[dict[str, np.ndarray]]:
+    """PyMC's jittered starting points, checked with ONE compiled JAX log density.
+
+    Uniform +-1 jitter around the initial point (or ``initvals``), one point per chain, as
+    PyMC draws them (same seeds: ``pm.sample`` would start from the very same points). A
+    point is redrawn while its log density is not finite.
+    """
+    import jax
+    from pymc.initial_point import make_initial_point_fns_per_chain
+
+    neg_logp = jax.jit(logp or _logp(model))
+    fns = make_initial_point_fns_per_chain(
+        model=model, overrides=initvals, jitter_rvs=set(model.free_RVs), chains=chains
+    )
+    starts = []
+    for fn, chain_seed in zip(fns, _chain_seeds(seed, chains), strict=True):
+        retry = np.random.default_rng(chain_seed)
+        for _ in range(_JITTER_TRIES):
+            point = fn(chain_seed)
+            if np.isfinite(float(neg_logp([point[v.name] for v in model.value_vars]))):
+                break
+            chain_seed = int(retry.integers(2**30, dtype=np.int64))
+        starts.append(point)
+    return starts
+
+
+def sample_numpyro(
+    model: pm.Model,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    target_accept: float = 0.8,
+    progressbar: bool = True,
+    initvals: dict | None = None,
+) -> az.InferenceData:
+    """Sample ``model`` with NumPyro's NUTS; return InferenceData as ``pm.sample`` would.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model whose free variables are untransformed (see :func:`supports`).
+    draws, tune, chains : int
+        Kept draws per chain, warm-up steps per chain, number of chains.
+    seed : int
+        Seed of the start points and of the sampler.
+    target_accept : float
+        Target acceptance probability of step-size adaptation.
+    progressbar : bool
+        Show NumPyro's progress bar.
+    initvals : dict, optional
+        Centre of the jittered start points (a warm start); default the model's
+        initial point.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` (free variables and deterministics, with the model's coordinates)
+        and ``sample_stats``; ``attrs["sampling_time"]`` is the sampler's wall time.
+
+    """
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    if not supports(model):
+        raise ValueError("sample_numpyro needs a model without transformed free variables")
+    logp = _logp(model)
+    starts = jittered_starts(model, chains, seed, initvals, logp=logp)
+    names = [v.name for v in model.value_vars]
+    init = [np.stack([s[name] for s in starts]) for name in names]
+    key = jax.random.PRNGKey(seed)
+    if chains > 1:
+        key = jax.random.split(key, chains)
+    else:
+        init = [x[0] for x in init]
+    mcmc = MCMC(
+        NUTS(
+            potential_fn=logp,
+            target_accept_prob=target_accept,
+            adapt_step_size=True,
+            adapt_mass_matrix=True,
+            dense_mass=False,
+        ),
+        num_warmup=tune,
+        num_samples=draws,
+        num_chains=chains,
+        chain_method="parallel",
+        progress_bar=progressbar,
+    )
+    started = time.perf_counter()
+    mcmc.run(key, init_params=init, extra_fields=tuple(_STATS))
+    raw = mcmc.get_samples(group_by_chain=True)
+    free = {name: np.asarray(x) for name, x in zip(names, raw, strict=True)}
+    seconds = time.perf_counter() - started
+    stats = {
+        _STATS[field]: np.asarray(value)
+        for field, value in mcmc.get_extra_fields(group_by_chain=True).items()
+    }
+    stats["tree_depth"] = np.log2(stats["n_steps"]).astype(int) + 1
+    return _to_inference_data(model, free, stats, seconds=seconds, tune=tune)
+
+
+def _to_inference_data(
+    model: pm.Model, free: dict, stats: dict, *, seconds: float, tune: int
+) -> az.InferenceData:
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata
+
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    attrs = {"sampling_time": seconds, "tuning_steps": tune}
+    idata = az.from_dict(posterior=free, sample_stats=stats, coords=coords, dims=dims, attrs=attrs)
+    idata.posterior = pm.compute_deterministics(
+        idata.posterior, model=model, merge_dataset=True, progressbar=False
+    )
+    return idata
