@@ -186,7 +186,9 @@ def _to_inference_data(
     coords, dims = coords_and_dims_for_inferencedata(model)
     attrs = {"sampling_time": seconds, "tuning_steps": tune}
     idata = az.from_dict(posterior=free, sample_stats=stats, coords=coords, dims=dims, attrs=attrs)
-    idata.posterior = pm.compute_deterministics(
+    posterior = pm.compute_deterministics(
         idata.posterior, model=model, merge_dataset=True, progressbar=False
     )
+    posterior.attrs.update({**idata.posterior.attrs, **attrs})  # where PyMC puts them
+    idata.posterior = posterior
     return idata
