@@ -181,27 +181,14 @@ class CompiledModel:
                 }
                 with self.model:
                     pm.set_data(data, coords=coords)
+            kw = dict(
+                draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                progressbar=progressbar, initvals=initvals,
+            )  # fmt: skip
             if self.sampler == "numpyro" and numpyro_nuts.supports(self.model):
-                idata = numpyro_nuts.sample_numpyro(
-                    self.model,
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    seed=seed,
-                    target_accept=target_accept,
-                    progressbar=progressbar,
-                    initvals=initvals,
-                )
+                idata = numpyro_nuts.sample_numpyro(self.model, **kw)
             else:
-                idata = self._pm_sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    seed=seed,
-                    target_accept=target_accept,
-                    progressbar=progressbar,
-                    initvals=initvals,
-                )
+                idata = self._pm_sample(**kw)
         if self.sampler == "numpyro":
             # PyMC's JAX backend embeds the data in the compiled program, so every new data
             # set is a new executable; without this, loops of fits (SBC, recovery,
