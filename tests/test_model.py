@@ -9,7 +9,7 @@ from tests.helpers import mock_fit
 
 import neutrality_forecast as nf
 from neutrality_forecast.forecast.horizon import simulate_joint
-from neutrality_forecast.model.data import ModelData
+from neutrality_forecast.model.data import ROW_BLOCK, ModelData
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,9 @@ def test_model_structure(tiny):
     assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
     assert [p.name for p in model.potentials] == ["loglik"]
     shapes = [model[f"design_{o}"].get_value().shape for o in data.outcomes]
-    assert sum(r for r, _ in shapes) == data.n_rows
+    real = [int((model[f"trials_{o}"].get_value() > 0).sum()) for o in data.outcomes]
+    assert sum(real) == data.n_rows  # every binomial row, plus empty padding rows
+    assert all(r % ROW_BLOCK == 0 for r, _ in shapes)
     assert {c for _, c in shapes} == {1 + len(data.case_ids) + 7 + 1}
 
 
@@ -58,9 +60,10 @@ def test_family_blocks_are_the_full_design_without_structural_zeros(tiny):
     for k, o in enumerate(data.outcomes):
         rows, z = data.block_design(o)
         np.testing.assert_allclose(z @ theta_k[k], eta_full[rows], rtol=1e-12)
-        np.testing.assert_array_equal(inputs[f"y_{o}"], data.y[rows])
+        np.testing.assert_array_equal(inputs[f"y_{o}"][: len(rows)], data.y[rows])
+        np.testing.assert_array_equal(inputs[f"design_{o}"][: len(rows)], z)
     dropped = data.model_inputs(exclude_cases=[data.case_ids[0]], evidence=False)
-    n_left = sum(len(dropped[f"y_{o}"]) for o in data.outcomes)
+    n_left = sum(int((dropped[f"trials_{o}"] > 0).sum()) for o in data.outcomes)
     assert n_left == int((data.case_idx != 0).sum())
     assert all(not dropped[f"design_{o}"][:, 1 + c_n : 1 + c_n + j_n].any() for o in data.outcomes)
 

@@ -10,7 +10,17 @@ Typical use::
     fc.table
 """
 
+import os as _os
+import sys as _sys
 from importlib.metadata import PackageNotFoundError, version
+
+# JAX then passes closed-over arrays (the model's data) to compiled programs as arguments
+# instead of embedding them, so its persistent compilation cache serves every data set of
+# the same shapes: new events and backtest folds reuse the compiled sampler
+# (docs/performance.md). JAX reads this once, when it is first imported: import this
+# package before JAX, or set the variable yourself.
+if "jax" not in _sys.modules:
+    _os.environ.setdefault("JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS", "true")
 
 try:
     __version__ = version("neutrality-forecast")

@@ -54,12 +54,34 @@ def supports(model: pm.Model) -> bool:
 
 
 def _logp(model: pm.Model):
-    """The model's negative log density as a JAX function of the list of value variables."""
+    """The model's negative log density as a JAX function of the list of value variables.
+
+    The data containers (shared variables) are *inputs* of the converted graph, bound to
+    JAX arrays at call time, not constants folded into it: with JAX's hoisting of
+    closed-over arrays (:func:`~neutrality_forecast.sampling.enable_jax_cache`) the
+    compiled sampler then depends on the data's shapes only, so JAX's persistent cache
+    serves every data set of the same shapes (new events, backtest folds), across
+    processes. PyMC's ``get_jaxified_logp`` instead bakes the data into the program.
+    """
     # imported here: pymc.sampling.jax asks XLA for one CPU device per chain (it sets
     # XLA_FLAGS before JAX starts its backend), so chains run in parallel
-    from pymc.sampling.jax import get_jaxified_logp
+    import jax.numpy as jnp
+    from pymc.sampling.jax import get_jaxified_graph
+    from pytensor.compile import SharedVariable
+    from pytensor.graph.replace import clone_replace
+    from pytensor.graph.traversal import graph_inputs
 
-    return get_jaxified_logp(model, negative_logp=False)
+    potential = -model.logp()
+    shared = [v for v in graph_inputs([potential]) if isinstance(v, SharedVariable)]
+    slots = [v.type() for v in shared]
+    potential = clone_replace(potential, replace=dict(zip(shared, slots, strict=True)))
+    fn = get_jaxified_graph(inputs=[*model.value_vars, *slots], outputs=[potential])
+    data = [jnp.asarray(v.get_value(borrow=True)) for v in shared]
+
+    def potential_fn(x):
+        return fn(*x, *data)[0]
+
+    return potential_fn
 
 
 def _chain_seeds(seed: int, chains: int) -> list[int]:

@@ -27,7 +27,19 @@ from neutrality_forecast.evidence import (
     stock_from_inflow,
 )
 
-__all__ = ["ModelData", "Question", "build_model_data", "standing_path"]
+__all__ = ["ROW_BLOCK", "ModelData", "Question", "build_model_data", "padded_rows", "standing_path"]
+
+#: each family's rows are padded with empty rows (no trials, no events, zero design) to a
+#: multiple of this, so data sets that differ by a few rows (new events, another as-of
+#: month, a left-out case) have the same array shapes and reuse one compiled sampler
+#: (``docs/performance.md``). An empty row adds exactly 0 to the log-likelihood and to its
+#: gradient (``y * eta - n * softplus(eta)`` with ``y = n = 0``).
+ROW_BLOCK = 128
+
+
+def padded_rows(n: int, block: int = ROW_BLOCK) -> int:
+    """``n`` rounded up to a positive multiple of ``block``."""
+    return max(block, -(-n // block) * block)
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,9 @@ class ModelData:
     ) -> dict[str, np.ndarray]:
         """Per-family data for the containers ``design_<o>``, ``trials_<o>``, ``y_<o>``.
 
+        Each family's rows are padded with empty rows to :func:`padded_rows` (a multiple
+        of :data:`ROW_BLOCK`); they contribute exactly nothing to the likelihood.
+
         Parameters
         ----------
         exclude_cases : list of str
@@ -132,9 +147,10 @@ class ModelData:
             z = z[keep]
             if not evidence:
                 z[:, 1 + c_n : 1 + c_n + j_n] = 0.0
-            out[f"design_{outcome}"] = z
-            out[f"trials_{outcome}"] = self.trials[rows][keep]
-            out[f"y_{outcome}"] = y[rows][keep]
+            pad = padded_rows(len(z)) - len(z)
+            out[f"design_{outcome}"] = np.pad(z, ((0, pad), (0, 0)))
+            out[f"trials_{outcome}"] = np.pad(self.trials[rows][keep], (0, pad))
+            out[f"y_{outcome}"] = np.pad(y[rows][keep], (0, pad))
         return out
 
     def question(self, case_id: str, outcome: str) -> Question:

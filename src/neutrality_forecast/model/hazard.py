@@ -7,7 +7,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from neutrality_forecast.config import Config, Priors
-from neutrality_forecast.model.data import ModelData
+from neutrality_forecast.model.data import ModelData, padded_rows
 
 __all__ = ["HazardModel", "link_penalty"]
 
@@ -125,6 +125,10 @@ class HazardModel:
     with a gradient made of small matrix-vector products instead of scatter/gather
     operations; splitting by family removes the structural zeros of one full design matrix
     (3.3x cheaper gradients than the full design, measured in ``benchmarks/run.py``).
+    Each family's rows are padded with empty rows (``n = y = 0``, zero design) to a
+    multiple of :data:`~neutrality_forecast.model.data.ROW_BLOCK`: they add exactly 0 to
+    the likelihood and its gradient, and let data sets that differ by a few rows share one
+    compiled sampler.
 
     Case effects are independent across outcomes: most cases carry one to three outcome
     rows, too few to learn a correlation matrix (an LKJ version sampled with divergences
@@ -144,7 +148,7 @@ class HazardModel:
             "case": self.data.case_ids,
             "link_outcome": self.data.link_outcomes,
             **{
-                f"obs_{o}": np.arange(int((self.data.outcome_idx == k).sum()))
+                f"obs_{o}": np.arange(padded_rows(int((self.data.outcome_idx == k).sum())))
                 for k, o in enumerate(self.data.outcomes)
             },
             "column": np.arange(2 + len(self.data.case_ids) + self.data.x.shape[1]),

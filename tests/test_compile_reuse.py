@@ -1,0 +1,133 @@
+"""One compiled sampler for every data set of the same shapes (padded rows, hoisted data)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pymc as pm
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.conftest import TINY
+
+import neutrality_forecast as nf
+from neutrality_forecast.model.data import ROW_BLOCK, padded_rows
+from neutrality_forecast.model.hazard import HazardModel
+
+
+@given(st.integers(0, 100_000), st.integers(1, 1024))
+def test_padded_rows_is_the_next_multiple(n, block):
+    m = padded_rows(n, block)
+    assert m % block == 0 and m >= max(n, block) and m < max(n, 1) + block
+
+
+def _model():
+    cfg = nf.load_config()
+    data = nf.build_model_data(nf.load_case_set(TINY), cfg)
+    return data, HazardModel(data, cfg).build_model()
+
+
+def test_padding_rows_change_nothing():
+    """Empty rows add exactly nothing: the log density with and without them agrees."""
+    data, model = _model()
+    inputs = data.model_inputs()
+    point = model.initial_point()
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0, 0.7, np.shape(v)) for k, v in point.items()}
+    logp = model.compile_logp()
+    padded = logp(point)
+    for o in data.outcomes:
+        z, n, y = (inputs[f"{p}_{o}"] for p in ("design", "trials", "y"))
+        assert (
+            len(z)
+            == len(n)
+            == len(y)
+            == padded_rows(int((data.outcome_idx == data.outcomes.index(o)).sum()))
+        )
+        assert len(z) % ROW_BLOCK == 0
+        real = n > 0
+        assert not z[~real].any() and not y[~real].any()
+    trimmed = {}
+    for o in data.outcomes:
+        keep = inputs[f"trials_{o}"] > 0
+        trimmed.update({f"{p}_{o}": inputs[f"{p}_{o}"][keep] for p in ("design", "trials", "y")})
+    coords = {f"obs_{o}": np.arange(int(trimmed[f"trials_{o}"].size)) for o in data.outcomes}
+    with model:
+        pm.set_data(trimmed, coords=coords)
+    unpadded = model.compile_logp()(point)
+    np.testing.assert_allclose(padded, unpadded, rtol=1e-12)
+
+
+def test_sampler_program_depends_on_shapes_not_data():
+    """Two data sets of the same shapes lower to the very same XLA program.
+
+    So JAX's persistent compilation cache, keyed by the program, serves both: the data
+    are arguments of the program (hoisted constants), not constants baked into it.
+    """
+    import jax
+    from pymc.sampling.jax import get_jaxified_logp
+
+    from neutrality_forecast.numpyro_nuts import _logp
+
+    assert jax.config.values["jax_use_simplified_jaxpr_constants"], (
+        "neutrality_forecast must be imported before JAX for the shared compile cache"
+    )
+    data, model = _model()
+    x = [np.asarray(v) + 0.3 for v in model.initial_point().values()]
+    first = jax.jit(_logp(model))
+    text_a, value_a = first.lower(x).as_text(), float(first(x))
+    # the same value as PyMC's own conversion (which bakes the data in)
+    np.testing.assert_allclose(value_a, float(get_jaxified_logp(model, negative_logp=False)(x)))
+    other = data.model_inputs(y=np.roll(data.y, 3))
+    with model:
+        pm.set_data(other)
+    second = jax.jit(_logp(model))
+    text_b, value_b = second.lower(x).as_text(), float(second(x))
+    assert value_a != value_b  # other data, other density ...
+    assert text_a == text_b  # ... same compiled program
+
+
+_FIT = """
+import json, logging, sys
+import neutrality_forecast as nf
+import numpy as np
+hits = []
+class H(logging.Handler):
+    def emit(self, record):
+        msg = record.getMessage()
+        if "_fun" in msg and ("cache hit" in msg or "CACHE MISS" in msg):
+            hits.append("hit" if "cache hit" in msg else "miss")
+logging.getLogger("jax._src.compiler").setLevel(logging.DEBUG)
+logging.getLogger("jax._src.compiler").addHandler(H())
+cs, cfg = nf.load_case_set(sys.argv[1]), nf.load_config()
+data = nf.build_model_data(cs, cfg)
+model = nf.HazardModel(data, cfg).build_model()
+from neutrality_forecast.sampling import CompiledModel
+inputs = data.model_inputs(y=np.roll(data.y, int(sys.argv[2])))
+idata = CompiledModel(model, sampler="numpyro").sample(
+    inputs, draws=10, tune=10, chains=2, seed=1, progressbar=False)
+print(json.dumps({"sampler": hits, "mean": float(idata.posterior["mu_alpha"].mean())}))
+"""
+
+
+def test_new_data_reuse_the_compiled_sampler_across_processes(tmp_path):
+    """A fresh process fitting other data of the same shapes compiles no new sampler."""
+    pytest.importorskip("numpyro")
+    env = {**os.environ, "NF_CACHE_DIR": str(tmp_path)}
+    env.pop("JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS", None)  # set by the package itself
+
+    def run(shift: int) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", _FIT, str(TINY), str(shift)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = run(0), run(2)
+    assert first["sampler"] == ["miss"]
+    assert second["sampler"] == ["hit"]
+    assert first["mean"] != second["mean"]
