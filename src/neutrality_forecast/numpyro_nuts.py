@@ -13,8 +13,8 @@ a second JAX graph. :func:`sample_numpyro` does the same sampling with one JAX c
 * sampler: :class:`numpyro.infer.NUTS` (diagonal mass matrix, step-size and mass-matrix
   adaptation, ``target_accept_prob``) run by :class:`numpyro.infer.MCMC` with one chain
   per (virtual) CPU device, the JAX key derived from the seed as PyMC derives it;
-* deterministics: :func:`pymc.compute_deterministics` (PyTensor, compiled once and cached
-  on disk across processes);
+* deterministics: one JAX conversion of their graph, vectorised over chains and draws,
+  as ``pm.sample``'s JAX backend computes them;
 * sample statistics under PyMC's names (``lp``, ``step_size``, ``n_steps``,
   ``acceptance_rate``, ``diverging``, ``energy``, ``tree_depth``).
 
@@ -200,6 +200,26 @@ def sample_numpyro(
     return _to_inference_data(model, free, stats, seconds=seconds, tune=tune)
 
 
+def _deterministics(model: pm.Model, free: dict) -> dict[str, np.ndarray]:
+    """Every deterministic at every draw, as ``pm.sample``'s JAX backend computes them.
+
+    One JAX conversion of the deterministics' graph, vectorised over chains and draws and
+    compiled once (the program depends on shapes only, so JAX's persistent cache serves
+    it to later fits). Faster than :func:`pymc.compute_deterministics`, which compiles a
+    PyTensor function and calls it once per draw.
+    """
+    import jax
+    from pymc.sampling.jax import get_jaxified_graph
+
+    if not model.deterministics:
+        return {}
+    outputs = model.replace_rvs_by_values(model.deterministics)
+    fn = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+    values = [free[v.name] for v in model.value_vars]
+    out = jax.jit(jax.vmap(jax.vmap(fn)))(*values)
+    return {d.name: np.asarray(x) for d, x in zip(model.deterministics, out, strict=True)}
+
+
 def _to_inference_data(
     model: pm.Model, free: dict, stats: dict, *, seconds: float, tune: int
 ) -> az.InferenceData:
@@ -207,10 +227,9 @@ def _to_inference_data(
 
     coords, dims = coords_and_dims_for_inferencedata(model)
     attrs = {"sampling_time": seconds, "tuning_steps": tune}
-    idata = az.from_dict(posterior=free, sample_stats=stats, coords=coords, dims=dims, attrs=attrs)
-    posterior = pm.compute_deterministics(
-        idata.posterior, model=model, merge_dataset=True, progressbar=False
+    posterior = {**free, **_deterministics(model, free)}
+    idata = az.from_dict(
+        posterior=posterior, sample_stats=stats, coords=coords, dims=dims, attrs=attrs
     )
-    posterior.attrs.update({**idata.posterior.attrs, **attrs})  # where PyMC puts them
-    idata.posterior = posterior
+    idata.posterior.attrs.update(attrs)  # where PyMC puts them
     return idata

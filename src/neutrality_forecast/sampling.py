@@ -117,6 +117,11 @@ def enable_jax_cache(cache_dir: str | os.PathLike | None = None) -> Path | None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     except OSError:
         return None
+    if not jax.config.values.get("jax_use_simplified_jaxpr_constants", True):
+        logging.getLogger(__name__).info(
+            "JAX was imported before neutrality_forecast: compiled samplers embed the data, "
+            "so the compilation cache serves only identical inputs (docs/performance.md)"
+        )
     return folder
 
 
