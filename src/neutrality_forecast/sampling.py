@@ -132,7 +132,9 @@ class CompiledModel:
     left-out case removed in a backtest fold); parameters must keep their shapes. With
     nutpie the compiled model is re-used through ``with_data`` (no recompilation); with
     PyMC the data are swapped with ``pm.set_data`` and PyTensor's on-disk cache avoids
-    most of the C compilation.
+    most of the C compilation; with NumPyro the data are arguments of the compiled
+    sampler, which JAX's persistent cache keeps per data *shape* (see
+    :func:`enable_jax_cache` and :mod:`neutrality_forecast.numpyro_nuts`).
     """
 
     def __init__(self, model: pm.Model, *, sampler: SamplerName = "auto") -> None:
@@ -195,10 +197,11 @@ class CompiledModel:
             else:
                 idata = self._pm_sample(**kw)
         if self.sampler == "numpyro":
-            # PyMC's JAX backend embeds the data in the compiled program, so every new data
-            # set is a new executable; without this, loops of fits (SBC, recovery,
-            # backtests) keep them all and a process hits the kernel's memory-map limit
-            # after ~80 fits (measured: +764 maps per fit). The on-disk cache is kept.
+            # every fit builds new NumPyro functions, hence new in-memory executables (and
+            # models on the pm.sample path embed their data); without this, loops of fits
+            # (SBC, recovery, backtests) keep them all and a process hits the kernel's
+            # memory-map limit after ~80 fits (measured: +764 maps per fit). The on-disk
+            # cache is kept: the next fit of the same shapes reloads the executable.
             import jax
 
             jax.clear_caches()
