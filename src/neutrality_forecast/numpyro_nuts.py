@@ -58,8 +58,9 @@ def _logp(model: pm.Model):
 
     The data containers (shared variables) are *inputs* of the converted graph, bound to
     JAX arrays at call time, not constants folded into it: with JAX's hoisting of
-    closed-over arrays (:func:`~neutrality_forecast.sampling.enable_jax_cache`) the
-    compiled sampler then depends on the data's shapes only, so JAX's persistent cache
+    closed-over arrays into program arguments (turned on when :mod:`neutrality_forecast`
+    is imported before JAX, see its ``__init__``) the compiled sampler then depends on the
+    data's shapes only, so JAX's persistent cache
     serves every data set of the same shapes (new events, backtest folds), across
     processes. PyMC's ``get_jaxified_logp`` instead bakes the data into the program.
     """
