@@ -29,16 +29,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Decay(_Strict):
-    half_life_months: float = Field(gt=0)
-    lag_months: int = Field(ge=0, le=12)
+class Timing(_Strict):
+    lag_months: int = Field(default=1, ge=1, le=12)
 
 
 class Intensity(_Strict):
-    normalise: bool = True
+    mode: Literal["causal", "none"] = "causal"
     reference_rate: float = Field(default=0.15, gt=0)
+    prior_months: float = Field(default=12.0, ge=0)
     min_factor: float = Field(default=0.1, gt=0)
     max_factor: float = Field(default=4.0, gt=0)
+
+
+class Composite(_Strict):
+    name: str
+    description: str = ""
+    weights: dict[str, float]
+
+
+class Features(_Strict):
+    blocks: list[Literal["categories", "composites", "steps", "surge"]] = ["categories"]
+    half_lives: list[float] = Field(default=[12.0], min_length=1)
+    step_half_life_months: float = Field(default=3.0, gt=0)
+    surge_months: int = Field(default=6, gt=0)
+    composites: list[Composite] = []
+
+    @model_validator(mode="after")
+    def _positive(self) -> Features:
+        if any(h <= 0 for h in self.half_lives):
+            raise ValueError("half_lives must be positive")
+        if "composites" in self.blocks and not self.composites:
+            raise ValueError("block 'composites' needs [[features.composites]] entries")
+        return self
 
 
 class Admiralty(_Strict):
@@ -61,6 +83,7 @@ class Roles(_Strict):
     great_powers: list[str]
     proxies: dict[str, str] = {}
     west: list[str] = []
+    bloc_leaders: list[str] = ["USA"]
     threats: list[str] = []
     partnerless_partner: list[str] = []
 
@@ -85,9 +108,10 @@ class Category(_Strict):
 
 
 class EvidenceConfig(_Strict):
-    schema_version: int = 1
-    decay: Decay
+    schema_version: int = 2
+    timing: Timing = Timing()
     intensity: Intensity = Intensity()
+    features: Features = Features()
     admiralty: Admiralty
     quads: dict[str, list[str]]
     roles: Roles
@@ -103,11 +127,22 @@ class EvidenceConfig(_Strict):
             unknown += [r for r in cat.roles if r not in self.roles.order]
             if unknown:
                 raise ValueError(f"category {cat.name!r}: unknown quads/roles {unknown}")
+        for comp in self.features.composites:
+            bad = [k for k in comp.weights if k not in names]
+            if bad:
+                raise ValueError(f"composite {comp.name!r}: unknown categories {bad}")
         return self
 
     @property
     def category_names(self) -> list[str]:
         return [c.name for c in self.categories]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the model's covariates (:func:`~neutrality_forecast.evidence.features`)."""
+        from neutrality_forecast.evidence.features import feature_names
+
+        return feature_names(self)
 
 
 class Priors(_Strict):
@@ -117,6 +152,10 @@ class Priors(_Strict):
     beta_mu_scale: float = Field(gt=0)
     beta_sigma_scale: float = Field(gt=0)
     case_sigma_scale: float = Field(gt=0)
+    partner_sigma_scale: float = Field(default=1.0, gt=0)
+    recurrence_scale: float = Field(default=1.0, gt=0)
+    #: prior means of the pooled feature effects mu_beta (sign-informed priors), by name
+    feature_loc: dict[str, float] = {}
     link_outcomes: list[Literal["foreign_basing", "security_accord"]] = []
     link_loc: dict[str, float] = {}
     link_scale: dict[str, float] = {}
@@ -124,8 +163,10 @@ class Priors(_Strict):
 
 class ForecastSettings(_Strict):
     horizons: list[int] = Field(default=[3, 6, 12, 24], min_length=1)
-    future_evidence: Literal["recent_rate", "none"] = "recent_rate"
+    future_evidence: Literal["simulate", "none"] = "simulate"
     recent_months: int = Field(default=24, gt=0)
+    #: questions of the joint and conditional tables, as ``outcome`` or ``outcome:PARTNER``
+    headline: list[str] = ["neutrality_revision", "security_accord:RUS", "foreign_basing:CHN"]
 
 
 class SamplingSettings(_Strict):

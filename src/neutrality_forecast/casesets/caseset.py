@@ -132,27 +132,79 @@ class CaseSet:
             root=self.root,
         )
 
-    def truncate(self, case_id: str, as_of: pd.Timestamp | str) -> CaseSet:
-        """What was known about ``case_id`` on ``as_of``.
+    @property
+    def clusters(self) -> dict[str, str]:
+        """Cluster of every case: the ``cluster`` column where given, else the country."""
+        cases = self.cases
+        country = cases["country"].astype(str)
+        if "cluster" in cases.columns:
+            col = cases["cluster"].fillna("").astype(str).str.strip()
+            values = col.where(col != "", country)
+        else:
+            values = country
+        return dict(zip(cases["case_id"].astype(str), values, strict=True))
 
-        The case window ends at ``as_of``; later events are dropped and outcomes that
-        occurred after ``as_of`` become ``occurred=false``. Other cases are unchanged.
+    def known_dates(self) -> pd.Series:
+        """The day each event becomes known: the end of its date's period."""
+        from neutrality_forecast.evidence.covariates import known_dates
+
+        return pd.Series(
+            known_dates(self.events["date"], self.events["date_precision"]),
+            index=self.events.index,
+        )
+
+    def truncate(self, case_id: str, as_of: pd.Timestamp | str) -> CaseSet:
+        """What was known about ``case_id`` on ``as_of`` (other cases unchanged).
+
+        The case window ends at ``as_of``; events not yet *known* on ``as_of`` are dropped
+        (an event is known at the end of its date's period: a month-precision event at the
+        end of its month); occurrences after ``as_of`` are removed, and a question left
+        without any occurrence becomes one ``occurred=false`` row.
         """
+        return self._cut({case_id}, pd.Timestamp(as_of))
+
+    def as_known_on(self, as_of: pd.Timestamp | str) -> CaseSet:
+        """Every case as known on ``as_of`` (real time): cases starting later are dropped."""
         as_of = pd.Timestamp(as_of)
-        case = self.case(case_id)
-        if not case["window_start"] <= as_of:
-            raise ValueError(f"as_of {as_of.date()} is before the window of case {case_id!r}")
+        started = self.cases.loc[self.cases["window_start"] <= as_of, "case_id"].astype(str)
+        return self.subset(list(started))._cut(set(started), as_of)
+
+    def _cut(self, case_ids: set[str], as_of: pd.Timestamp) -> CaseSet:
+        for cid in case_ids:
+            if not self.case(cid)["window_start"] <= as_of:
+                raise ValueError(f"as_of {as_of.date()} is before the window of case {cid!r}")
         cases = self.cases.copy()
-        mask = cases["case_id"] == case_id
-        cases.loc[mask, "window_end"] = min(as_of, case["window_end"])
+        mask = cases["case_id"].isin(case_ids)
+        cases.loc[mask, "window_end"] = cases.loc[mask, "window_end"].clip(upper=as_of)
         outcomes = self.outcomes.copy()
-        late = (outcomes["case_id"] == case_id) & (outcomes["occurred_on"] > as_of)
-        outcomes.loc[late, "occurred"] = False
-        outcomes.loc[late, "occurred_on"] = pd.NaT
-        events = self.events[
-            (self.events["case_id"] != case_id) | (self.events["date"] <= as_of)
-        ].reset_index(drop=True)
-        return CaseSet(cases, outcomes, events, root=self.root)
+        mine = outcomes["case_id"].isin(case_ids)
+        late = mine & outcomes["occurred"] & (outcomes["occurred_on"] > as_of)
+        if late.any():
+            keys = ["case_id", "outcome", "partner"]
+            late_rows = outcomes[late]
+            outcomes = outcomes[~late]
+            def key(frame: pd.DataFrame) -> pd.Series:
+                text = frame[keys].astype(object).where(frame[keys].notna(), "").astype(str)
+                return text.agg("|".join, axis=1)
+
+            left = set(key(outcomes))
+            reopened = []
+            for k, grp in late_rows.groupby(key(late_rows), sort=False):
+                row = grp.iloc[[0]].copy()
+                if k in left:
+                    continue
+                row["occurred"] = False
+                row["occurred_on"] = pd.NaT
+                row["resolution_note"] = f"not yet occurred on {as_of.date()}"
+                reopened.append(row)
+            outcomes = pd.concat([outcomes, *reopened]).sort_index(kind="stable")
+            outcomes["outcome"] = pd.Categorical(
+                outcomes["outcome"].astype(str), categories=list(S.OUTCOMES)
+            )
+        known = self.known_dates()
+        keep = ~self.events["case_id"].isin(case_ids) | (known <= as_of)
+        events = self.events[keep].reset_index(drop=True)
+        return CaseSet(cases, outcomes.reset_index(drop=True), events, root=self.root)
 
     def with_events(self, extra: pd.DataFrame) -> CaseSet:
         """A case set with ``extra`` typed events appended (ids must not clash)."""

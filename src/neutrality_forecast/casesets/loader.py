@@ -8,8 +8,11 @@ sees *every* violation at once:
 2. per-column rules (pandera schemas in :mod:`~neutrality_forecast.casesets.schema`):
    enumerations, date syntax and calendar validity, unique ids, codes;
 3. cross-file rules (here): unknown case ids, event dates and ``occurred_on`` inside the
-   case window, ``occurred=true`` without a date, duplicated outcome questions, month or
-   year precision dates on the first day of the period, ``window_start <= window_end``.
+   case window, ``occurred=true`` without a date, month or year precision dates on the
+   first day of the period, ``window_start <= window_end``, and the question rules of
+   contract version 2: a question is (case, outcome, partner); ``neutrality_revision`` has
+   one row; a recurrent family has one ``occurred=true`` row per occurrence with distinct
+   dates, or a single ``occurred=false`` row.
 """
 
 from __future__ import annotations
@@ -126,39 +129,7 @@ def _cross_file(
             windows[rec["case_id"]] = (start, end)
 
     if outcomes is not None and "case_id" in outcomes.columns:
-        seen: dict[tuple[str, str], int] = {}
-        for row, rec in outcomes.iterrows():
-            cid = rec["case_id"]
-            if case_ids is not None and cid not in case_ids:
-                violations.append(
-                    Violation(S.OUTCOMES_FILE, row, "case_id", f"unknown case {cid!r}")
-                )
-            if "outcome" in rec and _ok(bad[S.OUTCOMES_FILE], row, "outcome"):
-                key = (cid, rec["outcome"])
-                if key in seen:
-                    violations.append(
-                        Violation(
-                            S.OUTCOMES_FILE,
-                            row,
-                            "outcome",
-                            f"duplicate outcome {key[1]!r} for case {cid!r} "
-                            f"(first on row {seen[key]})",
-                        )
-                    )
-                seen.setdefault(key, row)
-            if not {"occurred", "occurred_on"} <= set(rec.index):
-                continue
-            if not _ok(bad[S.OUTCOMES_FILE], row, "occurred", "occurred_on"):
-                continue
-            if rec["occurred"].lower() == "true":
-                if rec["occurred_on"] == "":
-                    violations.append(
-                        Violation(
-                            S.OUTCOMES_FILE, row, "occurred_on", "required when occurred is true"
-                        )
-                    )
-                elif cid in windows:
-                    _inside(S.OUTCOMES_FILE, row, "occurred_on", rec, windows[cid], violations)
+        _outcome_rules(outcomes, bad[S.OUTCOMES_FILE], case_ids, windows, violations)
 
     if events is not None and "case_id" in events.columns:
         for row, rec in events.iterrows():
@@ -188,6 +159,84 @@ def _cross_file(
                             S.EVENTS_FILE, row, "date", "date_precision is 'year': write YYYY-01-01"
                         )
                     )
+
+
+def _outcome_rules(
+    outcomes: pd.DataFrame,
+    bad: set[tuple[int, str]],
+    case_ids: set[str] | None,
+    windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]],
+    violations: list[Violation],
+) -> None:
+    """Row rules of outcomes.csv and the version 2 question rules.
+
+    A question is (case_id, outcome, partner). ``neutrality_revision`` has one row;
+    a recurrent family (:data:`~neutrality_forecast.casesets.schema.RECURRENT_OUTCOMES`)
+    has one row per occurrence, all ``occurred=true`` with distinct ``occurred_on``, or
+    exactly one ``occurred=false`` row.
+    """
+    questions: dict[tuple[str, str, str], list[int]] = {}
+    for row, rec in outcomes.iterrows():
+        cid = rec["case_id"]
+        if case_ids is not None and cid not in case_ids:
+            violations.append(Violation(S.OUTCOMES_FILE, row, "case_id", f"unknown case {cid!r}"))
+        if "outcome" in rec and _ok(bad, row, "outcome") and _ok(bad, row, "partner"):
+            key = (cid, rec["outcome"], rec.get("partner", ""))
+            questions.setdefault(key, []).append(row)
+        if not {"occurred", "occurred_on"} <= set(rec.index):
+            continue
+        if not _ok(bad, row, "occurred", "occurred_on"):
+            continue
+        if rec["occurred"].lower() == "true":
+            if rec["occurred_on"] == "":
+                violations.append(
+                    Violation(S.OUTCOMES_FILE, row, "occurred_on", "required when occurred is true")
+                )
+            elif cid in windows:
+                _inside(S.OUTCOMES_FILE, row, "occurred_on", rec, windows[cid], violations)
+    have_flags = {"occurred", "occurred_on"} <= set(outcomes.columns)
+    for (cid, outcome, partner), rows in questions.items():
+        if len(rows) == 1:
+            continue
+        name = f"{outcome!r}" + (f" with partner {partner!r}" if partner else "")
+        first = rows[0]
+        if outcome not in S.RECURRENT_OUTCOMES:
+            for row in rows[1:]:
+                violations.append(
+                    Violation(
+                        S.OUTCOMES_FILE, row, "outcome",
+                        f"duplicate question {name} for case {cid!r} (first on row {first}); "
+                        f"{outcome!r} is a one-time event: one row per case",
+                    )
+                )  # fmt: skip
+            continue
+        if not have_flags:
+            continue
+        dates: dict[str, int] = {}
+        for row in rows:
+            if not _ok(bad, row, "occurred", "occurred_on"):
+                continue
+            rec = outcomes.loc[row]
+            if rec["occurred"].lower() != "true":
+                violations.append(
+                    Violation(
+                        S.OUTCOMES_FILE, row, "occurred",
+                        f"question {name} of case {cid!r} has several rows (first on row "
+                        f"{first}): several rows list occurrences, all occurred=true; a "
+                        "question with no occurrence has exactly one occurred=false row",
+                    )
+                )  # fmt: skip
+                continue
+            when = rec["occurred_on"]
+            if when and when in dates:
+                violations.append(
+                    Violation(
+                        S.OUTCOMES_FILE, row, "occurred_on",
+                        f"occurrence {when} of question {name} of case {cid!r} is already on "
+                        f"row {dates[when]} (occurrence dates must be distinct)",
+                    )
+                )  # fmt: skip
+            dates.setdefault(when, row)
 
 
 def _inside(

@@ -17,6 +17,9 @@ import pandera.pandas as pa
 
 __all__ = [
     "CASES_FILE",
+    "CONTRACT_VERSION",
+    "OPTIONAL_COLUMNS",
+    "RECURRENT_OUTCOMES",
     "CONTEXTS",
     "DATE_PRECISIONS",
     "EVENT_TYPES",
@@ -30,6 +33,12 @@ __all__ = [
     "is_iso_date",
     "schema_for",
 ]
+
+#: version of ``shared/specs/data-contract.md`` implemented here. Version 2 (2026-11-28) adds
+#: several partners per family, recurrent accords and basing agreements (several occurrence
+#: rows per question), the optional events column ``outcome_step`` and the optional cases
+#: column ``cluster``; every version 1 file stays valid unchanged.
+CONTRACT_VERSION = 2
 
 CASES_FILE = "cases.csv"
 OUTCOMES_FILE = "outcomes.csv"
@@ -46,6 +55,9 @@ CONTEXTS = (
     "territory", "economic", "natural_resource", "terrorism", "border", "intelligence",
     "cyber", "humanitarian",
 )  # fmt: skip
+#: families that can occur again (one outcomes.csv row per occurrence); a neutrality
+#: revision is a one-time event
+RECURRENT_OUTCOMES = ("security_accord", "foreign_basing")
 DATE_PRECISIONS = ("day", "month", "year")
 SOURCE_RELIABILITY = ("A", "B", "C", "D", "E", "F")
 INFO_CREDIBILITY = ("1", "2", "3", "4", "5", "6")
@@ -63,6 +75,13 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "contexts", "source", "source_reliability", "info_credibility", "summary",
     ),
 }  # fmt: skip
+
+#: optional columns with rules of their own (any other extra column is kept as text)
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    CASES_FILE: ("cluster",),
+    OUTCOMES_FILE: (),
+    EVENTS_FILE: ("outcome_step",),
+}
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO3 = re.compile(r"^[A-Z]{3}$")
@@ -114,8 +133,20 @@ _CONTEXTS = pa.Check(
 _BOOL = pa.Check(lambda v: v.lower() in BOOLEANS, element_wise=True, error="must be true or false")
 
 
-def _col(*checks: pa.Check, unique: bool = False) -> pa.Column:
-    return pa.Column(str, checks=list(checks), unique=unique, nullable=False, required=True)
+def _col(*checks: pa.Check, unique: bool = False, required: bool = True) -> pa.Column:
+    return pa.Column(str, checks=list(checks), unique=unique, nullable=False, required=required)
+
+
+_OPT_OUTCOME = pa.Check(
+    lambda v: v == "" or v in OUTCOMES,
+    element_wise=True,
+    error=f"must be empty or one of {', '.join(OUTCOMES)}",
+)
+_OPT_CODE = pa.Check(
+    lambda v: v == "" or bool(re.match(r"^[A-Za-z0-9_.\-]+$", v)),
+    element_wise=True,
+    error="must be empty or a code (letters, digits, _ . -)",
+)
 
 
 _SCHEMAS: dict[str, pa.DataFrameSchema] = {
@@ -127,6 +158,7 @@ _SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "window_start": _col(_DATE),
             "window_end": _col(_DATE),
             "neutrality_status": _col(_one_of(NEUTRALITY_STATUSES)),
+            "cluster": _col(_OPT_CODE, required=False),
         },
         strict=False,
         name=CASES_FILE,
@@ -158,6 +190,7 @@ _SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "source_reliability": _col(_one_of(SOURCE_RELIABILITY)),
             "info_credibility": _col(_one_of(INFO_CREDIBILITY)),
             "summary": _col(),
+            "outcome_step": _col(_OPT_OUTCOME, required=False),
         },
         strict=False,
         name=EVENTS_FILE,

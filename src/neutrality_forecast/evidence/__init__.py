@@ -2,16 +2,18 @@
 
 from neutrality_forecast.evidence.covariates import (
     QuestionEvidence,
-    intensity_factor,
+    known_dates,
     month_index,
     question_evidence,
     stock_from_inflow,
 )
+from neutrality_forecast.evidence.features import feature_names, features, intensity_factors
 from neutrality_forecast.evidence.mapping import (
     EventArrays,
     admiralty_weight,
     category_matrix,
     counterpart_role,
+    step_matrix,
 )
 
 __all__ = [
@@ -20,8 +22,12 @@ __all__ = [
     "admiralty_weight",
     "category_matrix",
     "counterpart_role",
-    "intensity_factor",
+    "feature_names",
+    "features",
+    "intensity_factors",
+    "known_dates",
     "month_index",
     "question_evidence",
+    "step_matrix",
     "stock_from_inflow",
 ]

@@ -1,13 +1,25 @@
 """Evidence covariates: weighted, decayed event stocks per question and month.
 
-For question ``q`` (a case's outcome), category ``j`` and month ``t``::
+Timing. An event is *known* at the end of its date's period: its day (``date_precision =
+day``), the last day of its month (``month``) or of its year (``year``). It enters the
+inflow of the month in which it becomes known, and informs the hazard of months after that
+(``lag`` months later; lag 1: an event known in month ``m`` informs month ``m + 1`` on), so
+a month-precision event dated ``2016-01-01`` is not evidence at an origin of 1 January 2016,
+and a year-precision event of 2015 informs 2016 on. The same functions build the training
+rows and the forecast covariates, so features are causal and identical in both.
 
-    inflow[q, m, j] = sum_{events e in month m} w_e * I[e in j]
+For question ``q`` (a case's outcome with one partner), category ``j`` and month ``t``::
+
+    inflow[q, m, j] = sum_{events e known in month m} w_e * I[e in j]
     stock[q, t, j]  = sum_{m <= t - lag} inflow[q, m, j] * 0.5 ** ((t - lag - m) / half_life)
-    x[q, t, j]      = log1p(stock[q, t, j])
 
-with Admiralty weights ``w_e`` and the 0/1 category indicator ``I``. The recursion
-``stock[t] = d * stock[t-1] + inflow[t-lag]`` is evaluated with :func:`scipy.signal.lfilter`.
+with Admiralty weights ``w_e`` and the 0/1 category indicator ``I``
+(:func:`~neutrality_forecast.evidence.mapping.category_matrix`). The recursion
+``stock[t] = d * stock[t-1] + inflow[t-lag]`` is evaluated with
+:func:`scipy.signal.lfilter` along the time axis (any leading axes, e.g. posterior draws
+of simulated future evidence, are carried along). How stocks become model covariates
+(half-lives, coding intensity, composites, precursor steps) is in
+:mod:`neutrality_forecast.evidence.features`.
 """
 
 from __future__ import annotations
@@ -19,33 +31,15 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from neutrality_forecast.config import EvidenceConfig
-from neutrality_forecast.evidence.mapping import EventArrays, admiralty_weight, category_matrix
+from neutrality_forecast.evidence.mapping import EventArrays, category_matrix, step_matrix
 
 __all__ = [
     "QuestionEvidence",
-    "intensity_factor",
+    "known_dates",
     "month_index",
     "question_evidence",
     "stock_from_inflow",
 ]
-
-
-def intensity_factor(
-    events: pd.DataFrame | EventArrays, n_months: int, cfg: EvidenceConfig
-) -> float:
-    """Coding-intensity factor ``reference_rate / rate_c`` of a case (clipped).
-
-    ``rate_c`` is the case's Admiralty-weighted events per month over ``n_months`` observed
-    months. Returns 1 when normalisation is switched off.
-    """
-    opt = cfg.intensity
-    if not opt.normalise or n_months <= 0:
-        return 1.0
-    weight = events.weight if isinstance(events, EventArrays) else admiralty_weight(events, cfg)
-    rate = float(weight.sum()) / n_months if len(events) else 0.0
-    if rate <= 0:
-        return opt.max_factor
-    return float(np.clip(opt.reference_rate / rate, opt.min_factor, opt.max_factor))
 
 
 def month_index(when: pd.Timestamp | pd.Series | np.ndarray) -> np.ndarray | int:
@@ -56,68 +50,98 @@ def month_index(when: pd.Timestamp | pd.Series | np.ndarray) -> np.ndarray | int
     return (idx.year * 12 + idx.month - 1).to_numpy()
 
 
+def known_dates(dates: np.ndarray | pd.Series, precision: np.ndarray | pd.Series) -> np.ndarray:
+    """The day each event becomes known: the end of its date's period.
+
+    ``day`` precision: the date itself; ``month``: the last day of the month; ``year``: 31
+    December. Returns ``datetime64[ns]`` values.
+    """
+    d = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
+    prec = np.asarray(pd.Series(precision).astype(str).to_numpy())
+    out = d.to_numpy().copy()
+    month_end = (d + pd.offsets.MonthEnd(0)).to_numpy()
+    year_end = pd.DatetimeIndex([pd.Timestamp(year=y, month=12, day=31) for y in d.year])
+    out = np.where(prec == "month", month_end, out)
+    out = np.where(prec == "year", year_end.to_numpy(), out)
+    return out.astype("datetime64[ns]")
+
+
 def stock_from_inflow(inflow: np.ndarray, *, half_life: float, lag: int) -> np.ndarray:
-    """Decayed stock (months x categories) from monthly inflow, lagged by ``lag`` months."""
+    """Decayed stock from monthly inflow along axis -2 (months), lagged by ``lag`` months.
+
+    ``inflow`` has shape ``(..., months, categories)``; the result has the same shape.
+    """
     d = 0.5 ** (1.0 / half_life)
-    shifted = np.zeros_like(inflow)
-    if lag < inflow.shape[0]:
-        shifted[lag:] = inflow[: inflow.shape[0] - lag] if lag else inflow
-    return lfilter([1.0], [1.0, -d], shifted, axis=0)
+    n = inflow.shape[-2]
+    shifted = np.zeros_like(inflow, dtype=float)
+    if lag < n:
+        shifted[..., lag:, :] = inflow[..., : n - lag, :] if lag else inflow
+    return lfilter([1.0], [1.0, -d], shifted, axis=-2)
 
 
 @dataclass(frozen=True)
 class QuestionEvidence:
-    """Monthly evidence for one (case, outcome) question.
+    """Monthly evidence for one (case, outcome, partner) question.
 
     Attributes
     ----------
     first_month : int
         Month index of ``inflow[0]`` (the case's window start month).
     inflow : ndarray, shape (months, categories)
-        Weighted event counts per month.
-    contributions : ndarray, shape (events, categories)
-        Each event's weighted indicator, rows aligned with ``event_ids`` and
-        ``event_months`` (used for attribution and what-if analysis).
+        Admiralty-weighted category counts per month of knowledge.
+    steps : ndarray, shape (months,)
+        Weighted count of precursor steps toward this question (``outcome_step`` equal to
+        its family and, for a partner question, involving that partner).
+    volume : ndarray, shape (months,)
+        The case's Admiralty-weighted count of all events per month (coding intensity).
+    event_ids, event_months, contributions, step_contributions
+        Each event's id, month of knowledge and weighted category / step indicators (for
+        attribution, what-if analysis and simulated future evidence).
 
     """
 
     first_month: int
     inflow: np.ndarray
+    steps: np.ndarray
+    volume: np.ndarray
     event_ids: tuple[str, ...]
     event_months: np.ndarray
     contributions: np.ndarray
+    step_contributions: np.ndarray
+    weights: np.ndarray
 
 
 def question_evidence(
     events: pd.DataFrame | EventArrays,
     *,
     country: str,
+    outcome: str,
     partner: str | None,
     first_month: int,
     last_month: int,
     cfg: EvidenceConfig,
-    scale: float = 1.0,
 ) -> QuestionEvidence:
-    """Monthly inflow of evidence for one question from the case's events.
-
-    ``scale`` multiplies every event's weight (the case's coding-intensity factor, see
-    :func:`intensity_factor`).
-    """
-    n_months = last_month - first_month + 1
+    """Monthly inflow of evidence for one question from its case's events."""
+    n_months = max(last_month - first_month + 1, 0)
     n_cat = len(cfg.categories)
-    inflow = np.zeros((max(n_months, 0), n_cat))
+    inflow = np.zeros((n_months, n_cat))
+    steps = np.zeros(n_months)
+    volume = np.zeros(n_months)
     if len(events) == 0:
-        return QuestionEvidence(first_month, inflow, (), np.zeros(0, int), np.zeros((0, n_cat)))
+        empty = np.zeros(0)
+        return QuestionEvidence(
+            first_month, inflow, steps, volume, (), np.zeros(0, int),
+            np.zeros((0, n_cat)), empty, empty,
+        )  # fmt: skip
     ev = events if isinstance(events, EventArrays) else EventArrays.from_frame(events, cfg)
-    weight = ev.weight * scale
-    contrib = category_matrix(ev, country, partner, cfg) * weight[:, None]
-    months = np.asarray(month_index(ev.dates), dtype=int) - first_month
+    contrib = category_matrix(ev, country, partner, cfg) * ev.weight[:, None]
+    step = step_matrix(ev, outcome, partner, cfg) * ev.weight
+    months = np.asarray(month_index(ev.known), dtype=int) - first_month
     keep = (months >= 0) & (months < n_months)
     np.add.at(inflow, months[keep], contrib[keep])
+    np.add.at(steps, months[keep], step[keep])
+    np.add.at(volume, months[keep], ev.weight[keep])
     return QuestionEvidence(
-        first_month,
-        inflow,
-        ev.event_ids,
-        months + first_month,
-        contrib,
-    )
+        first_month, inflow, steps, volume, ev.event_ids, months + first_month,
+        contrib, step, ev.weight,
+    )  # fmt: skip

@@ -9,7 +9,13 @@ import pandas as pd
 
 from neutrality_forecast.config import EvidenceConfig
 
-__all__ = ["EventArrays", "admiralty_weight", "category_matrix", "counterpart_role"]
+__all__ = [
+    "EventArrays",
+    "admiralty_weight",
+    "category_matrix",
+    "counterpart_role",
+    "step_matrix",
+]
 
 
 def admiralty_weight(events: pd.DataFrame, cfg: EvidenceConfig) -> np.ndarray:
@@ -35,8 +41,8 @@ def counterpart_role(
     The counterpart is the recipient when the case's ``country`` acts, the actor when it
     receives, and the actor for third-party events. Roles are tried in ``roles.order``:
     ``domestic`` (the state acting on itself), ``partner`` (the outcome's partner or one of
-    its proxies; when the partner is itself western, any western state or organisation, i.e.
-    the partner's bloc; for partner-less outcomes any of ``roles.partnerless_partner``),
+    its proxies; when the partner leads the western bloc (``roles.bloc_leaders``), any western
+    state or organisation; for partner-less outcomes any of ``roles.partnerless_partner``),
     ``threat``, ``west`` (the West/NATO when the partner is not western), ``rival`` (another
     great power) and ``other``.
     """
@@ -48,7 +54,10 @@ def counterpart_role(
     tests = {
         "domestic": False,
         "partner": (
-            (power == partner or (partner in r.west and counterpart in r.west))
+            (
+                power == partner
+                or (partner in r.bloc_leaders and partner in r.west and counterpart in r.west)
+            )
             if partner
             else (counterpart in r.partnerless_partner or power in r.partnerless_partner)
         ),
@@ -71,21 +80,28 @@ class EventArrays:
     ----------
     event_ids : tuple of str
     dates : ndarray of datetime64
+    known : ndarray of datetime64
+        The day each event becomes known (end of its date's period,
+        :func:`~neutrality_forecast.evidence.covariates.known_dates`).
     weight : ndarray
         Admiralty weight of each event (:func:`admiralty_weight`).
     actor, recipient, event_type, quad : ndarray of object
     contexts : tuple of frozenset
+    outcome_step : ndarray of object
+        The outcome family an event is a formal step toward (``""`` if none).
 
     """
 
     event_ids: tuple[str, ...]
     dates: np.ndarray
+    known: np.ndarray
     weight: np.ndarray
     actor: np.ndarray
     recipient: np.ndarray
     event_type: np.ndarray
     quad: np.ndarray
     contexts: tuple[frozenset[str], ...]
+    outcome_step: np.ndarray
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -96,22 +112,27 @@ class EventArrays:
         return EventArrays(
             event_ids=tuple(self.event_ids[i] for i in index),
             dates=self.dates[index],
+            known=self.known[index],
             weight=self.weight[index],
             actor=self.actor[index],
             recipient=self.recipient[index],
             event_type=self.event_type[index],
             quad=self.quad[index],
             contexts=tuple(self.contexts[i] for i in index),
+            outcome_step=self.outcome_step[index],
         )
 
     @classmethod
     def from_frame(cls, events: pd.DataFrame, cfg: EvidenceConfig) -> EventArrays:
         """Convert an events table (data-contract columns) once."""
+        from neutrality_forecast.evidence.covariates import known_dates
+
         quad_of = {t: q for q, types in cfg.quads.items() for t in types}
         etype = np.array(events["event_type"].astype(str).tolist(), dtype=object)
         return cls(
             event_ids=tuple(events["event_id"].astype(str).tolist()),
             dates=events["date"].to_numpy(),
+            known=known_dates(events["date"], events["date_precision"]),
             weight=admiralty_weight(events, cfg),
             actor=np.array(events["actor"].astype(str).tolist(), dtype=object),
             recipient=np.array(events["recipient"].astype(str).tolist(), dtype=object),
@@ -120,6 +141,12 @@ class EventArrays:
             contexts=tuple(
                 frozenset(c.strip() for c in str(v).split(";") if c.strip())
                 for v in events["contexts"].tolist()
+            ),
+            outcome_step=np.array(
+                events["outcome_step"].fillna("").astype(str).tolist()
+                if "outcome_step" in events.columns
+                else [""] * len(events),
+                dtype=object,
             ),
         )
 
@@ -162,3 +189,20 @@ def category_matrix(
             keep &= ev.actor == country
         out[keep, j] = 1.0
     return out
+
+
+def step_matrix(
+    events: EventArrays, outcome: str, partner: str | None, cfg: EvidenceConfig
+) -> np.ndarray:
+    """0/1 per event: a formal step toward this question (``outcome_step``).
+
+    The event's ``outcome_step`` must name the question's family; for a question with a
+    partner, the partner (or one of its proxies) must also be the event's actor or
+    recipient (the contract's convention for steps that concern a partner).
+    """
+    hit = events.outcome_step == outcome
+    if partner and hit.any():
+        actor = np.array([_power_of(a, cfg) for a in events.actor], dtype=object)
+        recip = np.array([_power_of(r, cfg) for r in events.recipient], dtype=object)
+        hit &= (actor == partner) | (recip == partner)
+    return hit.astype(float)

@@ -1,18 +1,31 @@
 """Horizon probabilities, the joint distribution of outcomes and the conditional table.
 
-For one case at an as-of date, every posterior draw gives monthly hazards for each open
-question over the forecast months. Outcomes are linked through neutrality: while a neutral
-state's neutrality stands, linked families carry the penalty ``gamma``; once the
-``neutrality_revision`` question resolves (in the simulation), the penalty is lifted from
-the next month on. The joint distribution over the 2^n combinations of outcomes is computed
-*exactly* per draw by a forward pass of the 2^n-state Markov chain (no Monte-Carlo noise).
+What a forecast covers. A forecast made on the as-of day ``d`` for horizon ``h`` is the
+probability of (at least one new) occurrence in ``(d, d + h months]``: the rest of ``d``'s
+month (exposure ``1 - f`` with ``f`` the share of the month observed by the end of day
+``d``), the ``h - 1`` following months in full, and the first ``f`` of month ``m0 + h``;
+the target date is ``d + h months``. A monthly hazard ``h_t`` applied to a fraction ``e``
+of a month gives ``1 - (1 - h_t) ** e`` (the same exposure rule as training, see
+:mod:`neutrality_forecast.model.data`).
 
-Future evidence (``[forecast] future_evidence`` in ``model.toml``):
+Recurrent questions (accords, basing) report P(at least one *new* occurrence within h);
+their earlier occurrences enter through the recurrence term and are reported as
+``last_occurred_on``. A neutrality revision that has happened is ``resolved``.
 
-* ``recent_rate`` (default): events keep arriving at the case's average weighted monthly
-  rate over the last ``recent_months`` before the as-of date, in expectation, and decay as
-  usual;
-* ``none``: no new events; the existing evidence stock decays.
+Linked outcomes: while a neutral state's neutrality stands, linked families carry the
+penalty ``gamma``; once the revision happens (in the simulation) the penalty is lifted from
+the next month on. The joint distribution of the headline questions (``[forecast]
+headline``) is computed *exactly* per draw by a forward pass of the 2^n-state Markov chain;
+every other question's marginal by the 4-state chain it forms with the revision.
+
+Future evidence (``[forecast] future_evidence``):
+
+* ``simulate`` (default): per posterior draw, events keep arriving as a Poisson process at
+  the case's rate over the ``recent_months`` full months before the as-of month (the as-of
+  month itself, only partly observed, is left out of the rate); each arrival is a copy of
+  one of those events, so its categories, partner and grade mix are kept, and the
+  forecast's interval includes the uncertainty of what will be reported;
+* ``none``: no new events; the existing stock only decays.
 """
 
 from __future__ import annotations
@@ -23,128 +36,189 @@ import numpy as np
 import pandas as pd
 
 from neutrality_forecast.config import Config
-from neutrality_forecast.evidence import month_index, stock_from_inflow
-from neutrality_forecast.model.data import Question
-from neutrality_forecast.model.fitted import FittedModel
+from neutrality_forecast.evidence import month_index
+from neutrality_forecast.evidence.features import features
+from neutrality_forecast.model.data import Question, month_fraction
 
 __all__ = [
-    "as_of_month",
-    "future_covariates",
+    "chain_probabilities",
+    "headline_questions",
     "horizon_probabilities",
     "question_hazards",
     "question_probabilities",
-    "simulate_joint",
+    "simulate_arrivals",
 ]
 
 
-def future_covariates(
-    q: Question,
+def headline_questions(qs: list[Question], spec: list[str]) -> list[Question]:
+    """The questions named by ``spec`` (``outcome`` or ``outcome:PARTNER``) that exist."""
+    out = []
+    for item in spec:
+        outcome, _, partner = item.partition(":")
+        for q in qs:
+            if q.outcome == outcome and (not partner or q.partner == partner) and q not in out:
+                out.append(q)
+                break
+    return out
+
+
+def simulate_arrivals(
+    q_case: list[Question],
     *,
-    as_of_month: int,
+    as_of: pd.Timestamp,
     n_months: int,
-    half_life: float,
-    lag: int,
-    mode: str,
+    n_draws: int,
     recent_months: int,
-    extra_inflow: np.ndarray | None = None,
-) -> np.ndarray:
-    """Covariates ``x`` (n_months x categories) for the months after ``as_of_month``."""
-    upto = as_of_month - q.first_month + 1
-    past = q.evidence.inflow[: max(upto, 0)]
-    n_cat = q.evidence.inflow.shape[1]
-    if mode == "recent_rate" and len(past):
-        rate = past[-recent_months:].sum(axis=0) / min(recent_months, len(past))
-    else:
-        rate = np.zeros(n_cat)
-    inflow = np.vstack([past, np.tile(rate, (n_months, 1))])
-    if extra_inflow is not None:
-        inflow = inflow + extra_inflow[: len(inflow)]
-    stock = stock_from_inflow(inflow, half_life=half_life, lag=lag)
-    return np.log1p(stock[len(past) :])
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Poisson counts of resampled recent events per draw and future month.
+
+    Returns ``counts (draws, n_months, E)`` over the ``E`` events of the case known in the
+    ``recent_months`` full months before the as-of month (``None`` if there are none);
+    month 0 is the rest of the as-of month (rate scaled by its unobserved share).
+    """
+    q = q_case[0]
+    m0 = int(month_index(pd.Timestamp(as_of)))
+    months = q.evidence.event_months
+    recent = np.flatnonzero((months >= m0 - recent_months) & (months < m0))
+    if len(recent) == 0 or n_months <= 0:
+        return None
+    span = min(recent_months, m0 - q.first_month)
+    rate_each = 1.0 / max(span, 1)  # each recent event recurs at rate 1/span per month
+    exposure = np.ones(n_months)
+    exposure[0] = 1.0 - month_fraction(as_of)
+    lam = rate_each * exposure[:, None] * np.ones((1, len(recent)))
+    counts = rng.poisson(lam, size=(n_draws, n_months, len(recent)))
+    return counts, recent
+
+
+def _future_inflow(
+    q: Question, sim, *, as_of: pd.Timestamp, n_future: int, extra=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inflow, steps and volume from the window start to ``m0 + n_future - 1``.
+
+    With ``sim`` the arrays gain a leading draw axis. ``extra`` (a
+    :class:`~neutrality_forecast.evidence.QuestionEvidence` over the same first month)
+    adds hypothetical events (what-if scenarios, attribution).
+    """
+    m0 = int(month_index(pd.Timestamp(as_of)))
+    upto = m0 - q.first_month  # months strictly before the as-of month
+    total = upto + n_future
+    ev = q.evidence
+
+    def take(a: np.ndarray) -> np.ndarray:
+        out = np.zeros((total, *a.shape[1:]))
+        n = min(len(a), upto + 1)
+        out[:n] = a[:n]
+        return out
+
+    inflow, steps, volume = take(ev.inflow), take(ev.steps), take(ev.volume)
+    if extra is not None:
+        for name, arr in (("inflow", inflow), ("steps", steps), ("volume", volume)):
+            add = getattr(extra, name)[:total]
+            arr[: len(add)] += add
+    if sim is None:
+        return inflow, steps, volume
+    counts, recent = sim
+    c = counts.astype(float)
+    fut = slice(upto, total)
+    inflow = np.broadcast_to(inflow, (len(c), *inflow.shape)).copy()
+    steps = np.broadcast_to(steps, (len(c), *steps.shape)).copy()
+    volume = np.broadcast_to(volume, (len(c), *volume.shape)).copy()
+    inflow[:, fut] += c @ ev.contributions[recent]
+    steps[:, fut] += c @ ev.step_contributions[recent]
+    volume[:, fut] += c @ ev.weights[recent]
+    return inflow, steps, volume
 
 
 def question_hazards(
-    q: Question, x: np.ndarray, draws: dict[str, np.ndarray]
+    q: Question, x: np.ndarray, draws: dict[str, np.ndarray], *, recurrence: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Monthly hazards per draw without and with the standing-neutrality penalty.
 
-    Returns two arrays of shape (draws, months): ``h_free`` (neutrality revised or not
-    applicable) and ``h_standing`` (penalty ``gamma_k`` applied).
+    ``x`` has shape (months, F) or (draws, months, F). Returns ``h_free`` and
+    ``h_standing``, each (draws, months).
     """
-    k, c = q.outcome_idx, q.case_idx
-    eta = draws["alpha"][:, k, None] + draws["u"][:, c, k, None] + draws["beta"][:, k, :] @ x.T
+    k = q.outcome_idx
+    eta = draws["alpha"][:, k, None] + draws["u"][:, q.q_idx, None]
+    if q.partner_idx >= 0:
+        eta = eta + draws["partner"][:, k, q.partner_idx, None]
+    eta = eta + draws["rho"][:, k, None] * recurrence
+    beta = draws["beta"][:, k, :]
+    eta = eta + (x @ beta.T).T if x.ndim == 2 else eta + np.einsum("smf,sf->sm", x, beta)
     h_free = 1.0 / (1.0 + np.exp(-eta))
     h_stand = 1.0 / (1.0 + np.exp(-(eta - draws["gamma"][:, k, None])))
     return h_free, h_stand
 
 
-def simulate_joint(
+def chain_probabilities(
     hazards: list[tuple[np.ndarray, np.ndarray]],
+    exposures: np.ndarray,
     *,
-    resolved: list[bool],
+    start: tuple[int, ...],
     linked: list[bool],
     revision: int | None,
     neutral_standing: bool,
 ) -> np.ndarray:
-    """Exact joint probabilities of the outcomes by month, per draw.
+    """Exact probabilities of the 2^n outcome combinations after each segment, per draw.
 
     Parameters
     ----------
     hazards : list of (h_free, h_standing)
-        Per outcome, arrays (draws, months).
-    resolved : list of bool
-        Outcomes already occurred at the as-of date (their bit starts at 1).
-    linked : list of bool
-        Outcomes whose hazard carries the standing-neutrality penalty.
-    revision : int or None
-        Position of ``neutrality_revision`` among the outcomes, if present.
-    neutral_standing : bool
-        Whether neutrality stands at the as-of date (neutral state, not yet revised).
+        Per question, monthly hazards (draws, segments).
+    exposures : ndarray, shape (segments,)
+        Share of each segment's month at risk.
+    start : tuple of int
+        Bits at the start (1: already resolved).
+    linked, revision, neutral_standing
+        Which questions carry the penalty, the position of the revision, and whether
+        neutrality stands at the start.
 
     Returns
     -------
-    ndarray, shape (draws, months, 2**n)
-        ``P[s, t, b]`` = probability that exactly the outcomes in bit pattern ``b``
-        (bit i = outcome i) have occurred by the end of forecast month ``t``.
+    ndarray, shape (draws, segments, 2**n)
+        ``P[s, t, b]``: the questions in bit pattern ``b`` (bit i = question i) have
+        occurred by the end of segment ``t``, the others not.
 
     """
     n = len(hazards)
-    n_draws, n_months = hazards[0][0].shape
-    states = list(itertools.product([0, 1], repeat=n))  # tuple bits, index = sum(bit_i << i)
-
-    def index(bits: tuple[int, ...]) -> int:
-        return sum(b << i for i, b in enumerate(bits))
-
+    n_draws, n_seg = hazards[0][0].shape
     prob = np.zeros((n_draws, 2**n))
-    prob[:, index(tuple(int(r) for r in resolved))] = 1.0
-    out = np.empty((n_draws, n_months, 2**n))
-    for t in range(n_months):
+    prob[:, sum(b << i for i, b in enumerate(start))] = 1.0
+    out = np.empty((n_draws, n_seg, 2**n))
+    for t in range(n_seg):
         new = np.zeros_like(prob)
-        for bits in states:
-            a = index(bits)
+        for a in range(2**n):
             if not prob[:, a].any():
                 continue
+            bits = [(a >> i) & 1 for i in range(n)]
             standing = neutral_standing and not (revision is not None and bits[revision])
-            h = [
-                hazards[i][1][:, t] if (standing and linked[i]) else hazards[i][0][:, t]
+            p_occ = [
+                1.0 - (1.0 - hazards[i][1 if standing and linked[i] else 0][:, t]) ** exposures[t]
                 for i in range(n)
             ]
             open_ = [i for i in range(n) if not bits[i]]
             for flips in itertools.product([0, 1], repeat=len(open_)):
                 p = prob[:, a].copy()
-                target = list(bits)
+                target = a
                 for i, f in zip(open_, flips, strict=True):
-                    p *= h[i] if f else 1.0 - h[i]
-                    target[i] = target[i] or f
-                new[:, index(tuple(target))] += p
+                    p *= p_occ[i] if f else 1.0 - p_occ[i]
+                    target |= f << i
+                new[:, target] += p
         prob = new
         out[:, t, :] = prob
     return out
 
 
-def as_of_month(as_of: pd.Timestamp) -> int:
-    """Month index of the as-of date (the last observed month)."""
-    return int(month_index(pd.Timestamp(as_of)))
+def _by_horizon(chain_fn, hazards, exposures_full, horizons, f_obs):
+    """States at each horizon: full segments to ``m0 + h - 1`` then ``f`` of ``m0 + h``."""
+    res = []
+    for h in horizons:
+        e = exposures_full[: h + 1].copy()
+        e[h] = f_obs
+        cut = [(a[:, : h + 1], b[:, : h + 1]) for a, b in hazards]
+        res.append(chain_fn(cut, e)[:, -1, :])
+    return np.stack(res, axis=1)  # (draws, horizons, states)
 
 
 def question_probabilities(
@@ -153,82 +227,101 @@ def question_probabilities(
     *,
     config: Config,
     link_outcomes: list[str],
-    as_of_month: int,
+    as_of: pd.Timestamp,
     horizons: list[int],
-    extra_inflow: dict[str, np.ndarray] | None = None,
+    extra: dict[str, object] | None = None,
     evidence: bool = True,
+    seed: int = 0,
 ) -> dict:
     """Per-draw marginal and joint probabilities for the questions of one case.
 
-    The core of :func:`horizon_probabilities`, usable with questions and draws that do not
-    come from one fitted model (backtests forecast a left-out case whose case effects are
-    drawn from their prior). ``evidence=False`` zeroes the covariates (the evidence-free
-    baseline).
+    ``qs`` must be built from the case as known at ``as_of`` (events known by then,
+    occurrences up to then). ``extra`` maps question labels to hypothetical evidence
+    (:class:`~neutrality_forecast.evidence.QuestionEvidence`); ``evidence=False`` zeroes
+    the covariates (the evidence-free twin).
     """
-    dec = config.evidence.decay
     fc = config.model.forecast
-    m0 = as_of_month
-    qs = sorted(qs, key=lambda q: q.outcome_idx)
-    n_months = max(horizons)
+    as_of = pd.Timestamp(as_of)
+    f_obs = month_fraction(as_of)
+    qs = sorted(qs, key=lambda q: (q.outcome_idx, q.partner or ""))
+    horizons = sorted(horizons)
+    n_fut = max(horizons) + 1  # months m0 .. m0 + H
+    n_draws = draws["alpha"].shape[0]
+    rng = np.random.default_rng(seed)
+    sim = None
+    if evidence and fc.future_evidence == "simulate":
+        sim = simulate_arrivals(
+            qs, as_of=as_of, n_months=n_fut, n_draws=n_draws,
+            recent_months=fc.recent_months, rng=rng,
+        )  # fmt: skip
+    m0 = int(month_index(as_of))
     hazards, resolved, linked = [], [], []
     for q in qs:
-        x = future_covariates(
-            q,
-            as_of_month=m0,
-            n_months=n_months,
-            half_life=dec.half_life_months,
-            lag=dec.lag_months,
-            mode=fc.future_evidence,
-            recent_months=fc.recent_months,
-            extra_inflow=None if extra_inflow is None else extra_inflow.get(q.outcome),
+        inflow, steps, volume = _future_inflow(
+            q, sim, as_of=as_of, n_future=n_fut, extra=(extra or {}).get(q.label)
         )
+        x = features(inflow, steps, volume, cfg=config.evidence)[..., -n_fut:, :]
         if not evidence:
             x = np.zeros_like(x)
-        hazards.append(question_hazards(q, x, draws))
-        resolved.append(q.occurred and q.occurred_month is not None and q.occurred_month <= m0)
+        rec = np.log1p(q.occurrences_before(as_of)) if q.recurrent else 0.0
+        hazards.append(question_hazards(q, x, draws, recurrence=rec))
+        resolved.append(not q.recurrent and q.occurrences_before(as_of) > 0)
         linked.append(q.outcome in link_outcomes)
-    names = [q.outcome for q in qs]
-    revision = names.index("neutrality_revision") if "neutrality_revision" in names else None
-    rev_month = qs[0].revision_month
-    standing = qs[0].neutral and not (rev_month is not None and rev_month <= m0)
-    joint = simulate_joint(
-        hazards, resolved=resolved, linked=linked, revision=revision, neutral_standing=standing
-    )
-    idx = np.array(horizons) - 1
-    joint_h = joint[:, idx, :]
-    bits = list(itertools.product([0, 1], repeat=len(qs)))
-    order = [sum(b << i for i, b in enumerate(bt)) for bt in bits]
-    joint_h = joint_h[:, :, order]
-    marginal = np.stack(
-        [joint_h[:, :, [j for j, bt in enumerate(bits) if bt[i]]].sum(-1) for i in range(len(qs))],
-        axis=-1,
-    )
+    rev = next((i for i, q in enumerate(qs) if q.outcome == "neutrality_revision"), None)
+    rev_date = qs[0].revision_date if qs else None
+    standing = bool(qs) and qs[0].neutral and not (rev_date is not None and rev_date <= as_of)
+    exposures = np.ones(n_fut)
+    exposures[0] = 1.0 - f_obs
+
+    def run(idx: list[int]):
+        def chain(hz, e):
+            r = next((j for j, i in enumerate(idx) if i == rev), None)
+            return chain_probabilities(
+                hz, e, start=tuple(int(resolved[i]) for i in idx),
+                linked=[linked[i] for i in idx], revision=r, neutral_standing=standing,
+            )  # fmt: skip
+
+        return _by_horizon(chain, [hazards[i] for i in idx], exposures, horizons, f_obs)
+
+    marginal = np.empty((n_draws, len(horizons), len(qs)))
+    for i in range(len(qs)):
+        idx = [i] if rev is None or i == rev else [rev, i]
+        states = run(idx)
+        pos = idx.index(i)
+        marginal[:, :, i] = states[:, :, [b for b in range(2 ** len(idx)) if (b >> pos) & 1]].sum(-1)
+    head = headline_questions(qs, fc.headline)
+    head_idx = [qs.index(q) for q in head]
+    joint = run(head_idx) if head_idx else np.zeros((n_draws, len(horizons), 1))
+    bits = [tuple((b >> i) & 1 for i in range(len(head_idx))) for b in range(2 ** len(head_idx))]
     return {
-        "outcomes": names,
         "questions": qs,
+        "labels": [q.label for q in qs],
         "resolved": resolved,
         "marginal": marginal,
-        "joint": joint_h,
+        "headline": head,
+        "joint": joint,
         "bits": bits,
+        "as_of": as_of,
         "as_of_month": m0,
+        "horizons": horizons,
     }
 
 
 def horizon_probabilities(
-    fitted: FittedModel,
+    fitted,
     case_id: str,
     *,
     as_of: pd.Timestamp,
     horizons: list[int],
-    extra_inflow: dict[str, np.ndarray] | None = None,
+    extra: dict[str, object] | None = None,
+    seed: int | None = None,
 ) -> dict:
-    """Per-draw marginal, joint and conditional probabilities at each horizon.
+    """:func:`question_probabilities` for one case of a fitted model at ``as_of``.
 
-    Returns a dict with ``outcomes`` (list), ``questions``, ``resolved`` (bool list),
-    ``marginal`` (draws, horizons, outcomes), ``joint`` (draws, horizons, 2**n) and
-    ``bits`` (list of tuples).
+    The case's questions are rebuilt as known at ``as_of`` (events known by then,
+    occurrences up to then) when ``as_of`` is before the case's window end.
     """
-    qs = [q for q in fitted.data.questions if q.case_id == case_id]
+    qs = fitted.questions_at(case_id, as_of)
     if not qs:
         raise KeyError(f"case {case_id!r} has no outcome questions in the fitted data")
     return question_probabilities(
@@ -236,7 +329,8 @@ def horizon_probabilities(
         fitted.draws(),
         config=fitted.config,
         link_outcomes=fitted.data.link_outcomes,
-        as_of_month=as_of_month(as_of),
+        as_of=as_of,
         horizons=horizons,
-        extra_inflow=extra_inflow,
+        extra=extra,
+        seed=fitted.seed if seed is None else seed,
     )

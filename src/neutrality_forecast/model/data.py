@@ -1,40 +1,59 @@
 """From a case set to the arrays the hazard model is fitted on.
 
-Every outcome row of the case set is a *question*: a (case, outcome family, partner)
-observed monthly from the case's window start. A question is *at risk* in each month up to
-and including the month it occurred (y = 1 there) or up to the window end (y = 0 always).
-At-risk months with identical covariates are collapsed into one binomial row: this is an
-exact sufficient-statistic form of the monthly Bernoulli likelihood.
+A *question* is a (case, outcome family, partner) of ``outcomes.csv`` (contract version 2:
+several partners per family, one row per occurrence for recurrent families). A question is
+observed monthly over its case's window:
+
+* ``neutrality_revision`` is at risk up to and including the month it occurred (``y = 1``
+  there) or to the window end;
+* a recurrent family (``security_accord``, ``foreign_basing``) is a *counting process*: it
+  stays at risk after an occurrence, for the next one, until the window end; ``y = 1`` in
+  each month with an occurrence (two occurrences in one month count once), and the
+  covariate ``recurrence = log1p(occurrences in earlier months)`` carries its history.
+
+Exposure: the window's last month counts as the observed fraction of its days when no
+occurrence fell in it (``trials = day / days in month``), so a case cut on the 18th of a
+month is at risk for 18/31 of that month; the forecast then covers the rest of the month
+(:mod:`neutrality_forecast.forecast.horizon`), and training and forecasting cover the same
+days. Each month's covariates come from :func:`~neutrality_forecast.evidence.features`,
+from events known before the month only.
+
+Rows with identical (question, covariates) are collapsed into one binomial row (an exact
+sufficient-statistic form of the monthly Bernoulli likelihood); :meth:`ModelData.month_rows`
+gives the uncollapsed rows of some cases (for importance weights by origin).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from neutrality_forecast.casesets import CaseSet
-from neutrality_forecast.casesets.schema import OUTCOMES
+from neutrality_forecast.casesets.schema import OUTCOMES, RECURRENT_OUTCOMES
 from neutrality_forecast.config import Config
-from neutrality_forecast.evidence import (
-    EventArrays,
-    QuestionEvidence,
-    intensity_factor,
-    month_index,
-    question_evidence,
-    stock_from_inflow,
-)
+from neutrality_forecast.evidence import EventArrays, QuestionEvidence, month_index
+from neutrality_forecast.evidence import question_evidence as _question_evidence
+from neutrality_forecast.evidence.features import features as _features
 
-__all__ = ["ROW_BLOCK", "ModelData", "Question", "build_model_data", "padded_rows", "standing_path"]
+__all__ = [
+    "ROW_BLOCK",
+    "ModelData",
+    "Question",
+    "build_model_data",
+    "month_fraction",
+    "padded_rows",
+    "question_rows",
+    "questions_at",
+]
 
-#: each family's rows are padded with empty rows (no trials, no events, zero design) to a
-#: multiple of this, so data sets that differ by a few rows (new events, another as-of
-#: month, a left-out case) have the same array shapes and reuse one compiled sampler
+#: rows are padded with empty rows (no trials, no events, zero covariates) to a multiple of
+#: this, so data sets that differ by a few rows (new events, another as-of month, a
+#: left-out cluster) have the same array shapes and reuse one compiled sampler
 #: (``docs/performance.md``). An empty row adds exactly 0 to the log-likelihood and to its
 #: gradient (``y * eta - n * softplus(eta)`` with ``y = n = 0``).
-ROW_BLOCK = 128
+ROW_BLOCK = 512
 
 
 def padded_rows(n: int, block: int = ROW_BLOCK) -> int:
@@ -42,40 +61,93 @@ def padded_rows(n: int, block: int = ROW_BLOCK) -> int:
     return max(block, -(-n // block) * block)
 
 
+def month_fraction(when: pd.Timestamp) -> float:
+    """Share of ``when``'s month observed by the end of that day (1.0 on the last day)."""
+    when = pd.Timestamp(when)
+    return when.day / when.days_in_month
+
+
+def question_label(case_id: str, outcome: str, partner: str | None) -> str:
+    """``CASE|outcome|PARTNER`` (``CASE|outcome`` without a partner)."""
+    return f"{case_id}|{outcome}" + (f"|{partner}" if partner else "")
+
+
 @dataclass(frozen=True)
 class Question:
-    """One (case, outcome) question and its monthly evidence."""
+    """One (case, outcome, partner) question, its occurrences and its monthly evidence."""
 
     case_id: str
     case_idx: int
+    cluster: str
+    country: str
     outcome: str
     outcome_idx: int
     partner: str | None
+    partner_idx: int
+    q_idx: int
     neutral: bool
-    occurred: bool
-    occurred_month: int | None
-    revision_month: int | None
-    intensity: float
+    occurrences: tuple[pd.Timestamp, ...]
+    revision_date: pd.Timestamp | None
     first_month: int
     last_month: int
+    window_end: pd.Timestamp
     evidence: QuestionEvidence
+
+    @property
+    def label(self) -> str:
+        """``CASE|outcome|PARTNER``."""
+        return question_label(self.case_id, self.outcome, self.partner)
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the family recurs (a counting process) rather than happening once."""
+        return self.outcome in RECURRENT_OUTCOMES
+
+    @property
+    def occurred(self) -> bool:
+        """At least one occurrence in the observed window."""
+        return bool(self.occurrences)
+
+    @property
+    def occurrence_months(self) -> np.ndarray:
+        """Month index of each occurrence."""
+        return np.array([month_index(d) for d in self.occurrences], dtype=int)
+
+    @property
+    def revision_month(self) -> int | None:
+        """Month the case's neutrality was revised, if it was."""
+        return None if self.revision_date is None else int(month_index(self.revision_date))
+
+    def occurrences_before(self, when: pd.Timestamp) -> int:
+        """Occurrences dated on or before ``when``."""
+        return sum(d <= when for d in self.occurrences)
 
 
 @dataclass
 class ModelData:
-    """Aggregated at-risk rows plus the per-question evidence kept for forecasting."""
+    """Aggregated at-risk rows plus the questions kept for forecasting.
+
+    Row arrays: ``q_idx`` (question), ``outcome_idx``, ``partner_idx`` (``-1``: none),
+    ``x`` (rows x features), ``standing`` (0/1), ``recurrence`` (log1p earlier
+    occurrences), ``trials`` (float exposure in months) and ``y`` (months with an
+    occurrence).
+    """
 
     case_ids: list[str]
     outcomes: list[str]
-    categories: list[str]
+    partners: list[str]
+    features: list[str]
     link_outcomes: list[str]
     questions: list[Question]
-    case_idx: np.ndarray
+    q_idx: np.ndarray
     outcome_idx: np.ndarray
+    partner_idx: np.ndarray
     x: np.ndarray
     standing: np.ndarray
+    recurrence: np.ndarray
     trials: np.ndarray
     y: np.ndarray
+    config: Config | None = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -83,36 +155,32 @@ class ModelData:
         """Binomial rows after aggregation."""
         return len(self.y)
 
-    def design(self) -> np.ndarray:
-        """Dense design matrix ``Z`` with ``eta = Z @ theta`` (see :class:`HazardModel`).
+    @property
+    def question_labels(self) -> list[str]:
+        """``CASE|outcome|PARTNER`` of every question, in parameter order."""
+        return [q.label for q in self.questions]
 
-        Column blocks, in order: outcome one-hot (K) for ``alpha``; case x outcome one-hot
-        (C*K, case-major) for ``u``; covariates times outcome one-hot (K*J, outcome-major)
-        for ``beta``; standing times outcome one-hot (K) for ``-gamma``.
-        """
-        n, k_n, c_n, j_n = self.n_rows, len(self.outcomes), len(self.case_ids), self.x.shape[1]
-        rows = np.arange(n)
-        onehot_k = np.zeros((n, k_n))
-        onehot_k[rows, self.outcome_idx] = 1.0
-        onehot_ck = np.zeros((n, c_n * k_n))
-        onehot_ck[rows, self.case_idx * k_n + self.outcome_idx] = 1.0
-        xk = (onehot_k[:, :, None] * self.x[:, None, :]).reshape(n, k_n * j_n)
-        return np.hstack([onehot_k, onehot_ck, xk, onehot_k * self.standing[:, None]])
+    @property
+    def case_idx(self) -> np.ndarray:
+        """Case index of every row."""
+        return np.array([q.case_idx for q in self.questions], dtype=int)[self.q_idx]
 
-    def block_design(self, outcome: str) -> tuple[np.ndarray, np.ndarray]:
-        """Compact design of one outcome family: ``(rows, Z_k)`` with ``eta = Z_k @ theta_k``.
+    def questions_of(self, case_id: str) -> list[Question]:
+        """The questions of one case."""
+        return [q for q in self.questions if q.case_id == case_id]
 
-        ``rows`` are the family's row positions; ``Z_k`` has columns ``[1, case one-hot (C),
-        x (J), standing]`` and ``theta_k = (alpha_k, u[:, k], beta_k, -gamma_k)``. The
-        three family blocks together are :meth:`design` with its structural zeros removed
-        (a third of the columns, hence of the gradient's matrix products).
-        """
-        k, c_n = self.outcomes.index(outcome), len(self.case_ids)
-        rows = np.flatnonzero(self.outcome_idx == k)
-        onehot = np.zeros((len(rows), c_n))
-        onehot[np.arange(len(rows)), self.case_idx[rows]] = 1.0
-        z = np.column_stack([np.ones(len(rows)), onehot, self.x[rows], self.standing[rows]])
-        return rows, z
+    def question(self, case_id: str, outcome: str, partner: str | None = None) -> Question:
+        """One question (``KeyError`` if absent; ``partner=None`` takes the first)."""
+        for q in self.questions:
+            if q.case_id == case_id and q.outcome == outcome:
+                if partner is None or q.partner == partner:
+                    return q
+        raise KeyError(f"case {case_id!r} has no {outcome!r} question with partner {partner!r}")
+
+    def rows_of(self, case_ids: list[str] | tuple[str, ...]) -> np.ndarray:
+        """Boolean mask of the rows of ``case_ids``."""
+        idx = [self.case_ids.index(c) for c in case_ids if c in self.case_ids]
+        return np.isin(self.case_idx, idx)
 
     def model_inputs(
         self,
@@ -120,45 +188,107 @@ class ModelData:
         exclude_cases: list[str] | tuple[str, ...] = (),
         evidence: bool = True,
         y: np.ndarray | None = None,
+        pad_to: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per-family data for the containers ``design_<o>``, ``trials_<o>``, ``y_<o>``.
-
-        Each family's rows are padded with empty rows to :func:`padded_rows` (a multiple
-        of :data:`ROW_BLOCK`); they contribute exactly nothing to the likelihood.
+        """Arrays for the model's data containers, padded with empty rows.
 
         Parameters
         ----------
         exclude_cases : list of str
-            Drop these cases' rows (their case effects then follow the prior): a
-            leave-one-case-out fold.
+            Drop these cases' rows (their question effects then follow the prior): a
+            leave-cluster-out fold.
         evidence : bool
-            False zeroes the evidence columns: the evidence-free baseline model.
+            False zeroes the evidence covariates: the evidence-free twin.
         y : ndarray, optional
             Event counts per row replacing the observed ones (simulation-based checks).
+        pad_to : int, optional
+            Pad to this many rows (default :func:`padded_rows` of the kept rows).
 
         """
-        drop = [self.case_ids.index(c) for c in exclude_cases]
+        keep = ~self.rows_of(list(exclude_cases)) if exclude_cases else np.ones(self.n_rows, bool)
         y = self.y if y is None else np.asarray(y)
-        j_n, c_n = self.x.shape[1], len(self.case_ids)
-        out: dict[str, np.ndarray] = {}
-        for outcome in self.outcomes:
-            rows, z = self.block_design(outcome)
-            keep = ~np.isin(self.case_idx[rows], drop)
-            z = z[keep]
-            if not evidence:
-                z[:, 1 + c_n : 1 + c_n + j_n] = 0.0
-            pad = padded_rows(len(z)) - len(z)
-            out[f"design_{outcome}"] = np.pad(z, ((0, pad), (0, 0)))
-            out[f"trials_{outcome}"] = np.pad(self.trials[rows][keep], (0, pad))
-            out[f"y_{outcome}"] = np.pad(y[rows][keep], (0, pad))
-        return out
+        n = int(keep.sum())
+        pad = (pad_to or padded_rows(n)) - n
+        if pad < 0:
+            raise ValueError(f"pad_to={pad_to} is smaller than the {n} rows")
+        x = self.x[keep] if evidence else np.zeros_like(self.x[keep])
 
-    def question(self, case_id: str, outcome: str) -> Question:
-        """The question for ``case_id`` and ``outcome`` (``KeyError`` if absent)."""
-        for q in self.questions:
-            if q.case_id == case_id and q.outcome == outcome:
-                return q
-        raise KeyError(f"case {case_id!r} has no {outcome!r} question")
+        def _pad(a: np.ndarray, value=0) -> np.ndarray:
+            width = [(0, pad)] + [(0, 0)] * (a.ndim - 1)
+            return np.pad(a, width, constant_values=value)
+
+        return {
+            "q_idx": _pad(self.q_idx[keep]).astype(np.int64),
+            "outcome_idx": _pad(self.outcome_idx[keep]).astype(np.int64),
+            "partner_slot": _pad(self.partner_slot[keep]).astype(np.int64),
+            "x": _pad(x).astype(float),
+            "standing": _pad(self.standing[keep]).astype(float),
+            "recurrence": _pad(self.recurrence[keep]).astype(float),
+            "trials": _pad(self.trials[keep]).astype(float),
+            "y": _pad(y[keep]).astype(float),
+        }
+
+    @property
+    def recurrent_outcomes(self) -> list[str]:
+        """The recurrent families (those with partner effects and a recurrence term)."""
+        return [o for o in self.outcomes if o in RECURRENT_OUTCOMES]
+
+    @property
+    def partner_slot(self) -> np.ndarray:
+        """Index into ``[0, partner effects (recurrent family x partner, row-major)]``.
+
+        0 selects the leading zero: rows without a partner, or of a one-time family.
+        """
+        rec = np.array([self.recurrent_outcomes.index(o) if o in RECURRENT_OUTCOMES else -1
+                        for o in self.outcomes])[self.outcome_idx]  # fmt: skip
+        ok = (self.partner_idx >= 0) & (rec >= 0)
+        return np.where(ok, 1 + rec * len(self.partners) + self.partner_idx, 0)
+
+    def month_rows(self, case_ids: list[str]) -> pd.DataFrame:
+        """Uncollapsed monthly rows of ``case_ids`` (``month`` column included)."""
+        cfg = self.config
+        frames = [
+            question_rows(q, self.link_outcomes, cfg, self.partners)
+            for q in self.questions
+            if q.case_id in case_ids
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def question_rows(
+    q: Question, link_outcomes: list[str], config: Config, partners: list[str]
+) -> pd.DataFrame:
+    """One row per at-risk month of ``q``: ``month, trials, y, standing, recurrence, x...``."""
+    cfg = config.evidence
+    last = q.last_month
+    occ = q.occurrence_months
+    if not q.recurrent and len(occ):
+        last = int(occ.min())
+    months = np.arange(q.first_month, last + 1)
+    n = len(months)
+    y = np.isin(months, occ).astype(float)
+    earlier = np.array([(occ < m).sum() for m in months], dtype=float) if q.recurrent else 0.0
+    trials = np.ones(n)
+    if n and months[-1] == q.last_month and y[-1] == 0:
+        trials[-1] = month_fraction(q.window_end)
+    ev = q.evidence
+    x = _features(ev.inflow[:n], ev.steps[:n], ev.volume[:n], cfg=cfg)
+    standing = standing_path(q, months, link_outcomes)
+    frame = pd.DataFrame(
+        {
+            "q_idx": q.q_idx,
+            "case_id": q.case_id,
+            "outcome_idx": q.outcome_idx,
+            "partner_idx": q.partner_idx,
+            "month": months,
+            "trials": trials,
+            "y": y,
+            "standing": standing,
+            "recurrence": np.log1p(earlier) * np.ones(n),
+        }
+    )
+    names = cfg.feature_names
+    return pd.concat([frame, pd.DataFrame(x, columns=[f"x:{c}" for c in names])], axis=1)
 
 
 def standing_path(q: Question, months: np.ndarray, link_outcomes: list[str]) -> np.ndarray:
@@ -170,89 +300,128 @@ def standing_path(q: Question, months: np.ndarray, link_outcomes: list[str]) -> 
     return (months <= q.revision_month).astype(float)
 
 
-def build_model_data(case_set: CaseSet, config: Config) -> ModelData:
-    """Evidence covariates and at-risk rows for every question of ``case_set``."""
+def _clusters(case_set: CaseSet) -> dict[str, str]:
+    cases = case_set.cases
+    if "cluster" in cases.columns:
+        col = cases["cluster"].fillna("").astype(str)
+        cl = np.where(col.str.strip() != "", col, cases["country"].astype(str))
+    else:
+        cl = cases["country"].astype(str).to_numpy()
+    return dict(zip(cases["case_id"].astype(str), cl, strict=True))
+
+
+def build_questions(case_set: CaseSet, config: Config, partners: list[str]) -> list[Question]:
+    """Every (case, outcome, partner) question of ``case_set`` with its evidence."""
     ev_cfg = config.evidence
-    case_ids = case_set.case_ids
-    link = list(config.model.priors.link_outcomes)
-    questions: list[Question] = []
-    rows: list[np.ndarray] = []
-    # each case's events and outcomes, converted to plain arrays once (not per question)
+    clusters = _clusters(case_set)
     ev_sorted = case_set.events.sort_values("date", kind="stable")
     ev_case = ev_sorted["case_id"].astype(str).to_numpy()
     ev_all = EventArrays.from_frame(ev_sorted, ev_cfg)
-    out_records = case_set.outcomes.to_dict("records")
+    outs = case_set.outcomes
+    questions: list[Question] = []
     for c, case in enumerate(case_set.cases.itertuples(index=False)):
         first, last = month_index(case.window_start), month_index(case.window_end)
         events = ev_all.take(np.flatnonzero(ev_case == case.case_id))
-        outs = [o for o in out_records if o["case_id"] == case.case_id]
-        rev = [o for o in outs if o["outcome"] == "neutrality_revision" and o["occurred"]]
-        rev_month = int(month_index(rev[0]["occurred_on"])) if rev else None
-        scale = intensity_factor(events, last - first + 1, ev_cfg)
-        for out in (SimpleNamespace(**o) for o in outs):
-            k = OUTCOMES.index(str(out.outcome))
-            partner = None if pd.isna(out.partner) else str(out.partner)
-            evid = question_evidence(
-                events,
-                country=case.country,
-                partner=partner,
-                first_month=first,
-                last_month=last,
-                cfg=ev_cfg,
-                scale=scale,
-            )
-            occ_month = int(month_index(out.occurred_on)) if out.occurred else None
-            q = Question(
-                case_id=case.case_id,
-                case_idx=c,
-                outcome=str(out.outcome),
-                outcome_idx=k,
-                partner=partner,
-                neutral=str(case.neutrality_status) != "none",
-                occurred=bool(out.occurred),
-                occurred_month=occ_month,
-                revision_month=rev_month,
-                intensity=scale,
-                first_month=first,
-                last_month=last,
-                evidence=evid,
-            )
-            questions.append(q)
-            end = occ_month if occ_month is not None else last
-            months = np.arange(first, end + 1)
-            stock = stock_from_inflow(
-                evid.inflow, half_life=ev_cfg.decay.half_life_months, lag=ev_cfg.decay.lag_months
-            )[: len(months)]
-            y = np.zeros(len(months))
-            if occ_month is not None:
-                y[-1] = 1.0
-            rows.append(
-                np.column_stack(
-                    [
-                        np.full(len(months), c),
-                        np.full(len(months), k),
-                        standing_path(q, months, link),
-                        np.log1p(stock),
-                        y,
-                    ]
+        mine = outs[outs["case_id"] == case.case_id]
+        rev = mine[(mine["outcome"] == "neutrality_revision") & mine["occurred"]]
+        rev_date = pd.Timestamp(rev["occurred_on"].min()) if len(rev) else None
+        partner_col = mine["partner"].where(mine["partner"].notna(), None)
+        keys = pd.DataFrame({"outcome": mine["outcome"].astype(str), "partner": partner_col})
+        for (outcome, partner), grp in keys.groupby(["outcome", "partner"], dropna=False, sort=False):
+            partner = None if partner is None or pd.isna(partner) else str(partner)
+            rows = mine.loc[grp.index]
+            dates = tuple(sorted(pd.Timestamp(d) for d in rows.loc[rows["occurred"], "occurred_on"]))
+            evid = _question_evidence(
+                events, country=case.country, outcome=outcome, partner=partner,
+                first_month=first, last_month=last, cfg=ev_cfg,
+            )  # fmt: skip
+            questions.append(
+                Question(
+                    case_id=case.case_id,
+                    case_idx=c,
+                    cluster=clusters[case.case_id],
+                    country=case.country,
+                    outcome=outcome,
+                    outcome_idx=OUTCOMES.index(outcome),
+                    partner=partner,
+                    partner_idx=partners.index(partner) if partner in partners else -1,
+                    q_idx=len(questions),
+                    neutral=str(case.neutrality_status) != "none",
+                    occurrences=dates,
+                    revision_date=rev_date,
+                    first_month=first,
+                    last_month=last,
+                    window_end=pd.Timestamp(case.window_end),
+                    evidence=evid,
                 )
             )
-    allrows = np.vstack(rows) if rows else np.zeros((0, 4 + len(ev_cfg.categories)))
-    keys, inverse = np.unique(allrows[:, :-1], axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    trials = np.bincount(inverse, minlength=len(keys)).astype(np.int64)
-    y = np.rint(np.bincount(inverse, weights=allrows[:, -1], minlength=len(keys))).astype(np.int64)
+    return questions
+
+
+def questions_at(
+    case_set: CaseSet, case_id: str, as_of: pd.Timestamp, config: Config, data: ModelData
+) -> list[Question]:
+    """The questions of ``case_id`` as known on ``as_of``, indexed like ``data``'s.
+
+    Events not yet known and occurrences after ``as_of`` are left out; question, case and
+    partner indices are those of the same questions in ``data`` (a fitted model's), so the
+    fitted effects apply.
+    """
+    as_of = pd.Timestamp(as_of)
+    case = case_set.case(case_id)
+    cut = case_set.subset([case_id])
+    if as_of < case["window_end"]:
+        cut = cut.truncate(case_id, as_of)
+    labels = {lbl: i for i, lbl in enumerate(data.question_labels)}
+    c_idx = data.case_ids.index(case_id) if case_id in data.case_ids else -1
+    out = []
+    for q in build_questions(cut, config, data.partners):
+        if q.label not in labels:
+            raise KeyError(f"question {q.label!r} is not in the fitted model")
+        out.append(replace(q, q_idx=labels[q.label], case_idx=c_idx))
+    return out
+
+
+def build_model_data(
+    case_set: CaseSet, config: Config, *, partners: list[str] | None = None
+) -> ModelData:
+    """Evidence covariates and at-risk rows for every question of ``case_set``.
+
+    ``partners`` fixes the partner list (and so the parameter shapes), e.g. to keep a
+    left-out fold's model identical to the full one; default: the partners in the data.
+    """
+    if partners is None:
+        partners = sorted({str(p) for p in case_set.outcomes["partner"].dropna()})
+    link = list(config.model.priors.link_outcomes)
+    questions = build_questions(case_set, config, partners)
+    frames = [question_rows(q, link, config, partners) for q in questions]
+    names = config.evidence.feature_names
+    xcols = [f"x:{c}" for c in names]
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if rows.empty:
+        keys = np.zeros((0, 5 + len(names)))
+        trials = y = np.zeros(0)
+    else:
+        keycols = ["q_idx", "outcome_idx", "partner_idx", "standing", "recurrence", *xcols]
+        grouped = rows.groupby(keycols, sort=True, dropna=False)[["trials", "y"]].sum()
+        keys = np.array(grouped.index.to_list(), dtype=float).reshape(len(grouped), -1)
+        trials, y = grouped["trials"].to_numpy(float), grouped["y"].to_numpy(float)
     return ModelData(
-        case_ids=case_ids,
+        case_ids=case_set.case_ids,
         outcomes=list(OUTCOMES),
-        categories=ev_cfg.category_names,
+        partners=list(partners),
+        features=names,
         link_outcomes=link,
         questions=questions,
-        case_idx=keys[:, 0].astype(int),
+        q_idx=keys[:, 0].astype(int),
         outcome_idx=keys[:, 1].astype(int),
-        standing=keys[:, 2],
-        x=keys[:, 3:],
+        partner_idx=keys[:, 2].astype(int),
+        standing=keys[:, 3],
+        recurrence=keys[:, 4],
+        x=keys[:, 5:],
         trials=trials,
         y=y,
-        meta={"at_risk_months": len(allrows), "events_total": int(allrows[:, -1].sum())},
-    )
+        config=config,
+        meta={"at_risk_months": float(rows["trials"].sum()) if len(rows) else 0.0,
+              "month_rows": len(rows), "events_total": float(y.sum())},
+    )  # fmt: skip

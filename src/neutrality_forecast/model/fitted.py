@@ -39,11 +39,12 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-PARAMS = ("alpha", "beta", "u", "gamma")
+PARAMS = ("alpha", "beta", "u", "partner_effect", "rho", "gamma")
 #: identified quantities checked by the gate (the signs of ``w_*`` and their ``z_*`` are
-#: not identified by design, see :class:`HazardModel`; ``sigma_*``, ``beta`` and ``u`` are)
+#: not identified by design, see :class:`HazardModel`; ``sigma_*`` and the effects are)
 GATE_VARS = [
-    "mu_alpha", "z_alpha", "alpha", "mu_beta", "sigma_beta", "beta", "sigma_case", "u", "gamma",
+    "mu_alpha", "z_alpha", "alpha", "mu_beta", "sigma_beta", "beta", "sigma_partner",
+    "partner_effect", "sigma_shared", "v", "sigma_q", "u", "rho", "gamma",
 ]  # fmt: skip
 
 
@@ -94,24 +95,25 @@ class FittedModel:
         """
         return json.loads(self.idata.attrs.get("attempts", "[]"))
 
+    def questions_at(self, case_id: str, as_of=None) -> list:
+        """The case's questions as known on ``as_of`` (default: its window end)."""
+        import pandas as pd
+
+        from neutrality_forecast.model.data import questions_at
+
+        end = pd.Timestamp(self.case_set.case(case_id)["window_end"])
+        if as_of is None or pd.Timestamp(as_of) >= end:
+            return self.data.questions_of(case_id)
+        return questions_at(self.case_set, case_id, pd.Timestamp(as_of), self.config, self.data)
+
     def draws(self) -> dict[str, np.ndarray]:
         """Posterior draws of the forecast parameters, chains stacked first.
 
-        Returns ``alpha (S, K)``, ``beta (S, K, J)``, ``u (S, C, K)`` and ``gamma (S, K)``
-        (zero for outcome families without a neutrality link).
+        See :func:`posterior_draws`.
         """
-        post = self.idata.posterior
-        flat = {
-            name: post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
-            for name in ("alpha", "beta", "u")
-        }
-        gamma = np.zeros_like(flat["alpha"])
-        if "gamma" in post:
-            g = post["gamma"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-            for i, name in enumerate(self.data.link_outcomes):
-                gamma[:, self.data.outcomes.index(name)] = g[:, i]
-        flat["gamma"] = gamma
-        return flat
+        if "_draws" not in self.extra:
+            self.extra["_draws"] = posterior_draws(self.idata.posterior, self.data)
+        return self.extra["_draws"]
 
     def save(self, path: str | Path) -> Path:
         """Write the InferenceData with provenance attributes to NetCDF."""
@@ -133,6 +135,40 @@ class FittedModel:
         )
         idata.to_netcdf(str(path), engine="h5netcdf")
         return path
+
+
+def posterior_draws(post, data: ModelData) -> dict[str, np.ndarray]:
+    """Forecast parameters of every draw (chains stacked first), keyed by family index.
+
+    Returns ``alpha (S, K)``, ``beta (S, K, F)``, ``u (S, Q)``, ``partner (S, K, P)``
+    (zero for one-time families), ``rho (S, K)`` and ``gamma (S, K)`` (zero where the
+    family has no such term), ``sigma_q (S, K)`` and ``sigma_shared (S,)`` (to draw the
+    effects of a question the fit has not seen).
+    """
+
+    def flat(name: str) -> np.ndarray:
+        return post[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
+
+    out = {name: flat(name) for name in ("alpha", "beta", "u", "sigma_q")}
+    n, k_n = out["alpha"].shape
+    out["sigma_shared"] = flat("sigma_shared") if "sigma_shared" in post else np.zeros(n)
+    out["partner"] = np.zeros((n, k_n, len(data.partners)))
+    out["rho"] = np.zeros((n, k_n))
+    out["gamma"] = np.zeros((n, k_n))
+    rec = data.recurrent_outcomes
+    if "partner_effect" in post:
+        pe = flat("partner_effect")
+        for i, name in enumerate(rec):
+            out["partner"][:, data.outcomes.index(name)] = pe[:, i]
+    if "rho" in post:
+        r = flat("rho")
+        for i, name in enumerate(rec):
+            out["rho"][:, data.outcomes.index(name)] = r[:, i]
+    if "gamma" in post:
+        g = flat("gamma")
+        for i, name in enumerate(data.link_outcomes):
+            out["gamma"][:, data.outcomes.index(name)] = g[:, i]
+    return out
 
 
 def fit(
@@ -246,10 +282,11 @@ def fit_compiled(
 
 
 FREE_VARS = (
-    "mu_alpha", "z_alpha", "mu_beta", "w_beta", "z_beta", "w_case", "z_case", "gamma",
+    "mu_alpha", "z_alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
+    "w_shared", "z_shared", "w_q", "z_q", "rho", "gamma",
 )  # fmt: skip
 #: signed scale factor -> the effects it multiplies (mirror pairs (w, z) ~ (-w, -z))
-_SIGNED = {"w_beta": "z_beta", "w_case": "z_case"}
+_SIGNED = {"w_beta": "z_beta", "w_partner": "z_partner", "w_shared": "z_shared"}
 
 
 def _sign_aligned(post) -> dict:
@@ -259,6 +296,12 @@ def _sign_aligned(post) -> dict:
         if w in out and z in out:
             sign = np.sign(out[w]).where(out[w] != 0, 1.0)
             out[w], out[z] = abs(out[w]), out[z] * sign
+    if "w_q" in out and "z_q" in out:  # one factor per family, effects per question
+        fam = [str(lbl).split("|")[1] for lbl in post["question"].values]
+        sign = np.sign(out["w_q"]).where(out["w_q"] != 0, 1.0)
+        per_q = sign.sel(outcome=fam).rename(outcome="question")
+        per_q = per_q.assign_coords(question=post["question"].values)
+        out["w_q"], out["z_q"] = abs(out["w_q"]), out["z_q"] * per_q
     return out
 
 
@@ -276,6 +319,8 @@ def warm_start_point(path: str | Path, case_set: CaseSet) -> dict[str, np.ndarra
         return None
     with post:
         if "case" in post.coords and list(post["case"].values) != case_set.case_ids:
+            return None
+        if "question" not in post.coords:
             return None
         # mirror draws (-w, -z) are the same model point: align signs before averaging
         return {
