@@ -10,9 +10,10 @@ is split into
   coding-intensity renormalisation, configuration changes, Monte-Carlo noise).
 
 Method (*same draws, with and without the event*): with the current run's posterior draws,
-the forecast is recomputed with the event's contribution to the evidence inflow of each
-question of the case taken out (an added event), put back (a removed event), or replaced by
-its previous version (an edited event). The event's share is
+the forecast is recomputed from the case's evidence with the event taken out (an added
+event), put back (a removed event), or replaced by its previous version (an edited event),
+with the same simulated future evidence for every other event (per-event random streams,
+:func:`~neutrality_forecast.forecast.horizon.simulate_arrivals`). The event's share is
 
 .. math::
 
@@ -22,10 +23,9 @@ its previous version (an edited event). The event's share is
 and the residual is :math:`\Delta - \sum_e \delta_e`, so the shares add up to the total
 exactly. The counterfactual changes the evidence only: the event's influence on the fitted
 parameters (it is also a data point of the fit) is in the residual. Events are removed one
-at a time, so interactions between events are in the residual too. The event's
-contribution is evaluated at the case's current coding-intensity scale and also enters the
-projected future rate of events (``future_evidence = "recent_rate"``), exactly as in the
-forecast itself.
+at a time, so interactions between events are in the residual too. The event also leaves
+the case's coding volume (causal intensity factor) and the pool of recent events that
+future evidence is simulated from, exactly as in the forecast itself.
 
 Events of other cases (the reference class) reach the forecast only through the posterior;
 they are listed with ``channel = "posterior_only"`` and share 0, their effect being part of
@@ -42,9 +42,8 @@ import numpy as np
 import pandas as pd
 
 from neutrality_forecast.casesets import CaseSet
-from neutrality_forecast.evidence import question_evidence
-from neutrality_forecast.forecast.horizon import horizon_probabilities
-from neutrality_forecast.model.data import Question
+from neutrality_forecast.forecast.horizon import horizon_probabilities, question_probabilities
+from neutrality_forecast.model.data import questions_at
 from neutrality_forecast.model.fitted import FittedModel
 
 __all__ = ["METHOD", "EventChange", "attribute_changes", "diff_events"]
@@ -117,45 +116,18 @@ def diff_events(
     return out
 
 
-def _event_inflow(event: pd.DataFrame | None, q: Question, country: str, cfg) -> np.ndarray | None:
-    if event is None or event.empty:
+def _without(fitted: FittedModel, case_id: str, change: EventChange, as_of) -> list | None:
+    """The case's questions as if ``change`` had not happened (``None``: nothing to undo)."""
+    cs = fitted.case_set
+    events = cs.events[cs.events["event_id"].astype(str) != change.event_id]
+    if change.old is not None and len(change.old):
+        old = change.old[[c for c in change.old.columns if c in events.columns]]
+        events = pd.concat([events, old], ignore_index=True)
+    if len(events) == len(cs.events) and change.old is None and change.new is None:
         return None
-    ev = question_evidence(
-        event,
-        country=country,
-        partner=q.partner,
-        first_month=q.first_month,
-        last_month=q.last_month,
-        cfg=cfg,
-        scale=q.intensity,
-    )
-    return ev.inflow
-
-
-def _without(fitted: FittedModel, case_id: str, change: EventChange) -> FittedModel | None:
-    """``fitted`` with the case's evidence as if ``change`` had not happened."""
-    country = str(fitted.case_set.case(case_id)["country"])
-    cfg = fitted.config.evidence
-    questions, touched = [], False
-    for q in fitted.data.questions:
-        if q.case_id == case_id:
-            new = _event_inflow(change.new, q, country, cfg)
-            old = _event_inflow(change.old, q, country, cfg)
-            inflow = q.evidence.inflow.copy()
-            if new is not None:
-                inflow -= new
-            if old is not None:
-                inflow += old
-            if new is not None or old is not None:
-                touched = True
-                inflow = np.clip(inflow, 0.0, None)  # guard round-off below zero
-                ev = dataclasses.replace(q.evidence, inflow=inflow)
-                q = dataclasses.replace(q, evidence=ev)
-        questions.append(q)
-    if not touched:
-        return None
-    data = dataclasses.replace(fitted.data, questions=questions)
-    return dataclasses.replace(fitted, data=data)
+    events = events.astype({c: cs.events[c].dtype for c in events.columns if c in cs.events})
+    cf = dataclasses.replace(cs, events=events.reset_index(drop=True), _hash=None)
+    return questions_at(cf, case_id, pd.Timestamp(as_of), fitted.config, fitted.data)
 
 
 def attribute_changes(
@@ -195,32 +167,37 @@ def attribute_changes(
 
     """
     res = horizon_probabilities(fitted, case_id, as_of=as_of, horizons=horizons)
-    p_now = res["marginal"].mean(axis=0)  # (horizons, outcomes)
-    partners = {q.outcome: q.partner or "" for q in res["questions"]}
+    p_now = res["marginal"].mean(axis=0)  # (horizons, questions)
     effects: dict[str, np.ndarray] = {}
     channel: dict[str, str] = {}
     for ch in changes:
-        cf = _without(fitted, case_id, ch) if ch.case_id == case_id else None
-        if cf is None:
+        qs = _without(fitted, case_id, ch, as_of) if ch.case_id == case_id else None
+        if qs is None:
             effects[ch.event_id] = np.zeros_like(p_now)
             channel[ch.event_id] = "evidence" if ch.case_id == case_id else "posterior_only"
             continue
-        alt = horizon_probabilities(cf, case_id, as_of=as_of, horizons=horizons)
-        effects[ch.event_id] = p_now - alt["marginal"].mean(axis=0)
+        alt = question_probabilities(
+            qs, fitted.draws(), config=fitted.config, link_outcomes=fitted.data.link_outcomes,
+            as_of=as_of, horizons=horizons, seed=fitted.seed,
+        )  # fmt: skip
+        order = [alt["labels"].index(lbl) for lbl in res["labels"]]
+        effects[ch.event_id] = p_now - alt["marginal"].mean(axis=0)[:, order]
         channel[ch.event_id] = "evidence"
     prev = {}
     if previous_table is not None and len(previous_table):
         for r in previous_table.itertuples(index=False):
-            prev[(str(r.outcome), int(r.horizon_months))] = float(r.p_mean)
+            partner = "" if pd.isna(r.partner) else str(r.partner)
+            prev[(str(r.outcome), partner, int(r.horizon_months))] = float(r.p_mean)
     rows = []
-    for o_i, outcome in enumerate(res["outcomes"]):
+    for o_i, q in enumerate(res["questions"]):
+        outcome, partner = q.outcome, q.partner or ""
         for h_i, h in enumerate(horizons):
             base = {
                 "case_id": case_id,
                 "outcome": outcome,
-                "partner": partners[outcome],
+                "partner": partner,
                 "horizon_months": h,
-                "p_previous": prev.get((outcome, h), np.nan),
+                "p_previous": prev.get((outcome, partner, h), np.nan),
                 "p_current": float(p_now[h_i, o_i]),
             }
             base["total_change"] = base["p_current"] - base["p_previous"]

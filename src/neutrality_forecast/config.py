@@ -97,6 +97,8 @@ class Category(_Strict):
     contexts: list[str] = []
     exclude_contexts: list[str] = []
     actor_is_case: bool = False
+    #: the case's own acts do not count (direction: threats *against* the state)
+    actor_not_case: bool = False
 
     @model_validator(mode="after")
     def _known(self) -> Category:

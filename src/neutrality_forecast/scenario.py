@@ -7,21 +7,21 @@ the forecast exactly as a coded event would:
 * it is mapped to evidence categories per outcome question by the rules in
   ``models/evidence.toml`` (:func:`~neutrality_forecast.evidence.category_matrix`);
 * it is weighted by its Admiralty grades
-  (:func:`~neutrality_forecast.evidence.admiralty_weight`) and by the case's coding-intensity
-  factor (``Question.intensity``, fixed at fit time, so a scenario never changes how the
-  rest of the case is scaled);
-* it is placed in the month it is dated in, decays with the configured half-life and
-  informs only later months (the configured lag).
+  (:func:`~neutrality_forecast.evidence.admiralty_weight`), counts in the case's coding
+  volume (the causal intensity factor of *later* months, as for a coded event) and, with
+  an ``outcome_step`` value, as a precursor step;
+* it becomes known at the end of its date's period, decays with the configured half-lives
+  and informs only later months (the configured lag).
 
 The scenario forecast is computed with :func:`~neutrality_forecast.make_forecast` and the
-``extra_inflow`` argument, with the *same posterior draws* as the baseline: the difference
+``extra`` argument, with the *same posterior draws* as the baseline: the difference
 between scenario and baseline is therefore computed draw by draw, and its interval reflects
 only parameter uncertainty about the effect of the added evidence (no Monte-Carlo noise).
 
 Hypothetical events may be dated from the case's window start up to the as-of date plus
-the longest horizon. Events after the as-of date are added *on top of* the expected future
-evidence (``[forecast] future_evidence``); events before it are treated as if they had been
-coded (the recent-rate projection of future evidence is left unchanged either way).
+the longest horizon. Events after the as-of date are added *on top of* the simulated future
+evidence (``[forecast] future_evidence``, the same simulated arrivals in baseline and
+scenario); events before it are treated as if they had been coded.
 
 Use ``nf.what_if(fitted, events="scenario.csv", case_id="TKM")`` and read ``.table``
 (baseline, scenario, difference per outcome and horizon) or draw ``.plot()``; the command
@@ -40,15 +40,14 @@ from neutrality_forecast.casesets import CaseSet, CaseSetError, Violation
 from neutrality_forecast.casesets import schema as S
 from neutrality_forecast.casesets.loader import validate_frames
 from neutrality_forecast.casesets.reader import read_raw
-from neutrality_forecast.evidence import admiralty_weight, category_matrix, month_index
+from neutrality_forecast.evidence import QuestionEvidence, month_index, question_evidence
 from neutrality_forecast.forecast import Forecast, make_forecast
 from neutrality_forecast.model.fitted import FittedModel
 
 __all__ = [
     "WhatIfResult",
     "read_scenario_events",
-    "scenario_contributions",
-    "scenario_inflow",
+    "scenario_evidence",
     "what_if",
 ]
 
@@ -66,16 +65,17 @@ class WhatIfResult:
     as_of : Timestamp
         The as-of date of both forecasts.
     table : DataFrame
-        One row per outcome x horizon: ``case_id, outcome, partner, as_of, horizon_months,
-        target_date, status``, the baseline probability ``baseline_mean, baseline_q05,
+        One row per question x horizon: ``case_id, question, outcome, partner, as_of,
+        horizon_months, target_date, status``, the baseline probability ``baseline_mean, baseline_q05,
         baseline_q95``, the scenario probability ``scenario_mean, scenario_q05,
         scenario_q95``, the per-draw difference ``diff_mean, diff_q05, diff_q95`` and
         ``p_increase`` (the share of draws in which the scenario probability is higher).
     events : DataFrame
         The validated hypothetical events (typed: ``date`` is a timestamp).
     contributions : DataFrame
-        What each hypothetical event adds to each question's evidence: ``event_id, date,
-        outcome, partner, category, weight`` (only non-zero entries).
+        What each hypothetical event adds to each question's evidence: ``event_id,
+        known_month, question, outcome, partner, category, weight`` (non-zero entries;
+        ``category`` may be ``precursor step``).
     baseline, scenario : Forecast
         The two forecasts (``draws['p']`` share the draw dimension).
 
@@ -262,75 +262,53 @@ def _relabel(violations: list[Violation], label: str) -> list[Violation]:
 
 
 # ---------------------------------------------------------------------------- evidence
-def scenario_contributions(
-    fitted: FittedModel, events: pd.DataFrame, case_id: str
-) -> dict[str, np.ndarray]:
-    """Weighted category indicators (events x categories) of the events, per outcome.
-
-    Computed exactly like real events: category rules, Admiralty weight and the case's
-    coding-intensity factor.
-    """
-    cfg = fitted.config.evidence
-    country = str(fitted.case_set.case(case_id)["country"])
-    weight = admiralty_weight(events, cfg)
-    out = {}
-    for q in fitted.data.questions:
-        if q.case_id == case_id:
-            out[q.outcome] = (
-                category_matrix(events, country, q.partner, cfg) * (weight * q.intensity)[:, None]
-            )
-    return out
-
-
-def scenario_inflow(
+def scenario_evidence(
     fitted: FittedModel,
     events: pd.DataFrame,
     case_id: str,
     *,
     as_of: pd.Timestamp,
     max_horizon: int,
-) -> dict[str, np.ndarray]:
-    """The ``extra_inflow`` arrays for :func:`~neutrality_forecast.make_forecast`.
+) -> dict[str, QuestionEvidence]:
+    """The hypothetical events' evidence per question of ``case_id`` (the ``extra`` of
+    :func:`~neutrality_forecast.make_forecast`).
 
-    One array per outcome of ``case_id``, shape (months, categories), aligned with
-    ``QuestionEvidence.inflow``: row 0 is the case's first month and the last row is the
-    month of ``as_of`` plus ``max_horizon``.
+    Computed exactly like real events (category rules, Admiralty weights, end-of-period
+    knowledge dates, precursor steps), from the case's first month to the month of
+    ``as_of`` plus ``max_horizon``. The events also count in the case's coding volume, so
+    the causal intensity factor of later months sees them as it would see coded events.
     """
-    contrib = scenario_contributions(fitted, events, case_id)
-    m0 = int(month_index(pd.Timestamp(as_of)))
-    months = np.asarray(month_index(events["date"]), dtype=int)
-    out = {}
-    for q in fitted.data.questions:
-        if q.case_id != case_id:
-            continue
-        n = m0 + max_horizon - q.first_month + 1
-        extra = np.zeros((n, len(fitted.data.categories)))
-        idx = months - q.first_month
-        keep = (idx >= 0) & (idx < n)
-        np.add.at(extra, idx[keep], contrib[q.outcome][keep])
-        out[q.outcome] = extra
-    return out
+    cfg = fitted.config.evidence
+    country = str(fitted.case_set.case(case_id)["country"])
+    m_end = int(month_index(pd.Timestamp(as_of))) + max_horizon
+    return {
+        q.label: question_evidence(
+            events, country=country, outcome=q.outcome, partner=q.partner,
+            first_month=q.first_month, last_month=m_end, cfg=cfg,
+        )  # fmt: skip
+        for q in fitted.questions_at(case_id, as_of)
+    }
 
 
-def _contributions_table(fitted: FittedModel, events: pd.DataFrame, case_id: str) -> pd.DataFrame:
-    contrib = scenario_contributions(fitted, events, case_id)
-    partners = {q.outcome: q.partner or "" for q in fitted.data.questions if q.case_id == case_id}
+def _contributions_table(
+    fitted: FittedModel, extra: dict[str, QuestionEvidence], case_id: str, as_of
+) -> pd.DataFrame:
+    qs = {q.label: q for q in fitted.questions_at(case_id, as_of)}
     rows = []
-    for outcome, mat in contrib.items():
-        for i, ev in enumerate(events.itertuples(index=False)):
-            for j, cat in enumerate(fitted.data.categories):
-                if mat[i, j] != 0:
+    for label, ev in extra.items():
+        q = qs[label]
+        for i, eid in enumerate(ev.event_ids):
+            cells = [(c, ev.contributions[i, j]) for j, c in enumerate(fitted.data.categories)]
+            if ev.step_contributions[i]:
+                cells.append(("precursor step", ev.step_contributions[i]))
+            for cat, w in cells:
+                if w != 0:
                     rows.append(
-                        {
-                            "event_id": ev.event_id,
-                            "date": pd.Timestamp(ev.date).date().isoformat(),
-                            "outcome": outcome,
-                            "partner": partners[outcome],
-                            "category": cat,
-                            "weight": float(mat[i, j]),
-                        }
-                    )
-    cols = ["event_id", "date", "outcome", "partner", "category", "weight"]
+                        {"event_id": eid, "known_month": int(ev.event_months[i]),
+                         "question": label, "outcome": q.outcome, "partner": q.partner or "",
+                         "category": cat, "weight": float(w)}
+                    )  # fmt: skip
+    cols = ["event_id", "known_month", "question", "outcome", "partner", "category", "weight"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -379,43 +357,45 @@ def what_if(
     typed, case_id, when = read_scenario_events(
         events, fitted.case_set, case_id=case_id, as_of=as_of, horizons=horizons
     )
-    extra = scenario_inflow(fitted, typed, case_id, as_of=when, max_horizon=max(horizons))
+    extra = scenario_evidence(fitted, typed, case_id, as_of=when, max_horizon=max(horizons))
     baseline = make_forecast(fitted, case_id, as_of=when, horizons=horizons)
-    scenario = make_forecast(fitted, case_id, as_of=when, horizons=horizons, extra_inflow=extra)
+    scenario = make_forecast(fitted, case_id, as_of=when, horizons=horizons, extra=extra)
     table = compare_forecasts(baseline, scenario)
     return WhatIfResult(
         case_id=case_id,
         as_of=when,
         table=table,
         events=typed,
-        contributions=_contributions_table(fitted, typed, case_id),
+        contributions=_contributions_table(fitted, extra, case_id, when),
         baseline=baseline,
         scenario=scenario,
     )
 
 
 def compare_forecasts(baseline: Forecast, scenario: Forecast) -> pd.DataFrame:
-    """Per outcome and horizon: baseline, scenario and their per-draw difference.
+    """Per question and horizon: baseline, scenario and their per-draw difference.
 
-    Both forecasts must come from the same posterior draws (same ``draw`` dimension).
+    Both forecasts must come from the same posterior draws (same ``draw`` dimension) and
+    the same simulated future evidence (same seed): the difference is then the effect of
+    the hypothetical events alone.
     """
     pb = baseline.draws["p"]
     ps = scenario.draws["p"]
     if pb.sizes != ps.sizes:
-        raise ValueError("baseline and scenario must share draws, horizons and outcomes")
+        raise ValueError("baseline and scenario must share draws, horizons and questions")
     diff = (ps - pb).values
-    keys = ["outcome", "horizon_months"]
-    base = baseline.table.set_index(keys)
+    base = baseline.table.set_index(["question", "horizon_months"])
     rows = []
     for h_i, h in enumerate(pb["horizon"].values):
-        for o_i, outcome in enumerate(pb["outcome"].values):
+        for o_i, label in enumerate(pb["question"].values):
             b, s, d = pb.values[:, h_i, o_i], ps.values[:, h_i, o_i], diff[:, h_i, o_i]
-            meta = base.loc[(str(outcome), int(h))]
+            meta = base.loc[(str(label), int(h))]
             bq, sq, dq = (np.quantile(v, QUANTILES) for v in (b, s, d))
             rows.append(
                 {
                     "case_id": baseline.case_id,
-                    "outcome": str(outcome),
+                    "question": str(label),
+                    "outcome": meta["outcome"],
                     "partner": meta["partner"],
                     "as_of": meta["as_of"],
                     "horizon_months": int(h),
@@ -433,7 +413,7 @@ def compare_forecasts(baseline: Forecast, scenario: Forecast) -> pd.DataFrame:
                     "p_increase": float((d > 0).mean()),
                 }
             )
-    order = {o: i for i, o in enumerate(baseline.table["outcome"].unique())}
+    order = {o: i for i, o in enumerate(baseline.table["question"].unique())}
     frame = pd.DataFrame(rows)
-    frame["_o"] = frame["outcome"].map(order)
+    frame["_o"] = frame["question"].map(order)
     return frame.sort_values(["_o", "horizon_months"]).drop(columns="_o").reset_index(drop=True)

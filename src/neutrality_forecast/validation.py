@@ -32,7 +32,8 @@ from neutrality_forecast.model.data import ModelData, build_model_data
 from neutrality_forecast.model.fitted import FittedModel
 from neutrality_forecast.model.hazard import HazardModel
 from neutrality_forecast.sampling import CompiledModel
-from neutrality_forecast.update.psis import theta_draws
+from neutrality_forecast.model.fitted import posterior_draws
+from neutrality_forecast.model.likelihood import linear_predictor, pointwise_log_likelihood
 
 __all__ = [
     "SBC_PARAMS",
@@ -42,51 +43,56 @@ __all__ = [
     "prior_base_rates",
     "sbc",
     "simulate_counts",
-    "theta_from",
+    "draws_from",
 ]
 
 #: scalar summaries of the posterior tracked by SBC and recovery
-SBC_PARAMS = ("mu_alpha", "sigma_beta", "alpha", "gamma", "mu_beta", "sigma_case")
+SBC_PARAMS = (
+    "mu_alpha", "sigma_beta", "alpha", "gamma", "mu_beta", "sigma_q", "sigma_partner", "rho",
+)  # fmt: skip
 
 
-def theta_from(ds: xr.Dataset, data: ModelData) -> np.ndarray:
-    """Parameter vectors ``theta`` (samples x columns of :meth:`ModelData.design`).
-
-    ``ds`` holds ``alpha``, ``u``, ``beta`` and (if linked) ``gamma`` with sample dimensions
-    ``chain``/``draw`` (a posterior or a prior group).
-    """
-    dims = [d for d in ("chain", "draw") if d in ds.dims]
-    flat = ds.stack(sample=dims).transpose("sample", ...)
-    n, k_n = flat.sizes["sample"], len(data.outcomes)
-    gamma = np.zeros((n, k_n))
-    if "gamma" in flat:
-        g = flat["gamma"].values.reshape(n, -1)
-        for i, name in enumerate(data.link_outcomes):
-            gamma[:, data.outcomes.index(name)] = g[:, i]
-    draws = {name: flat[name].values for name in ("alpha", "u", "beta")}
-    return theta_draws({**draws, "gamma": gamma})
+def draws_from(ds: xr.Dataset, data: ModelData) -> dict[str, np.ndarray]:
+    """Forecast-parameter draws (:func:`~neutrality_forecast.model.fitted.posterior_draws`)
+    of a posterior or prior group (sample dimensions ``chain``/``draw``)."""
+    return posterior_draws(ds, data)
 
 
 def pointwise_loglik(fitted: FittedModel, data: ModelData | None = None) -> xr.DataArray:
-    """Binomial log-likelihood of every data row for every posterior draw (chain, draw, obs).
+    """Log-likelihood of every data row for every posterior draw (chain, draw, obs).
 
-    Includes the constant ``log C(n, y)`` so values are proper log probabilities.
+    Rows with whole months get the binomial constant ``log C(n, y)``, so values are proper
+    log probabilities; a partly observed month is ``(1 - h) ** f``, already a probability.
     """
     data = data or fitted.data
     post = fitted.idata.posterior
-    theta = theta_from(post, data)
-    eta = theta @ data.design().T
-    const = stats.binom.logpmf(data.y, data.trials, 0.5) - data.trials * np.log(0.5)
-    ll = data.y * eta - data.trials * np.logaddexp(0.0, eta) + const
+    ll = pointwise_log_likelihood(posterior_draws(post, data), data)
+    whole = np.isclose(data.trials, np.round(data.trials))
+    const = np.where(
+        whole,
+        stats.binom.logpmf(data.y, np.round(data.trials), 0.5) - np.round(data.trials) * np.log(0.5),
+        0.0,
+    )
     return xr.DataArray(
-        ll.reshape(post.sizes["chain"], post.sizes["draw"], -1), dims=("chain", "draw", "obs")
+        (ll + const).reshape(post.sizes["chain"], post.sizes["draw"], -1),
+        dims=("chain", "draw", "obs"),
     )
 
 
-def simulate_counts(data: ModelData, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Binomial counts per row given one parameter vector ``theta``."""
-    p = 1.0 / (1.0 + np.exp(-(data.design() @ theta)))
-    return rng.binomial(data.trials, p)
+def simulate_counts(
+    data: ModelData, draws: dict[str, np.ndarray], i: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Counts per row simulated from draw ``i``: binomial over the whole months of the row,
+    plus a Bernoulli ``1 - (1 - h) ** f`` for a fractional month ``f``."""
+    one = {k: v[i : i + 1] for k, v in draws.items()}
+    eta = linear_predictor(
+        one, outcome_idx=data.outcome_idx, partner_idx=data.partner_idx, x=data.x,
+        recurrence=data.recurrence, standing=data.standing, q_idx=data.q_idx,
+    )[0]  # fmt: skip
+    h = 1.0 / (1.0 + np.exp(-eta))
+    whole = np.floor(data.trials + 1e-9)
+    frac = np.clip(data.trials - whole, 0.0, 1.0)
+    return rng.binomial(whole.astype(int), h) + rng.binomial(1, 1.0 - (1.0 - h) ** frac)
 
 
 def prior_base_rates(
@@ -97,8 +103,10 @@ def prior_base_rates(
     model = HazardModel(data, config).build_model()
     prior = _prior(model, draws=draws, random_seed=seed, var_names=["alpha", "u"])
     alpha = prior.prior["alpha"].values.reshape(draws, -1)
-    u = prior.prior["u"].values.reshape(draws, len(data.case_ids), -1)[:, 0, :]
-    monthly = 1.0 / (1.0 + np.exp(-(alpha + u)))
+    u = prior.prior["u"].values.reshape(draws, -1)
+    first = [next(i for i, q in enumerate(data.questions) if q.outcome_idx == k)
+             for k in range(len(data.outcomes))]  # fmt: skip
+    monthly = 1.0 / (1.0 + np.exp(-(alpha + u[:, first])))
     yearly = 1.0 - (1.0 - monthly) ** 12
     rows = []
     for k, name in enumerate(data.outcomes):
@@ -153,12 +161,12 @@ def sbc(
     model = HazardModel(data, config).build_model()
     compiled = CompiledModel(model, sampler=sampler or config.model.sampling.sampler)
     prior = _prior(model, draws=n_sims, random_seed=seed)
-    truth_theta = theta_from(prior.prior, data)
+    truth = draws_from(prior.prior, data)
     truths = _scalars(prior.prior)
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_sims):
-        y = simulate_counts(data, truth_theta[i], rng)
+        y = simulate_counts(data, truth, i, rng)
         idata = compiled.sample(
             data.model_inputs(y=y),
             draws=draws, tune=tune, chains=chains, seed=seed + i + 1, progressbar=False,
@@ -200,12 +208,12 @@ def parameter_recovery(
     model = HazardModel(data, config).build_model()
     compiled = CompiledModel(model, sampler=sampler or config.model.sampling.sampler)
     prior = _prior(model, draws=n_sims, random_seed=seed + 1000)
-    theta = theta_from(prior.prior, data)
+    truth = draws_from(prior.prior, data)
     truths = _scalars(prior.prior)
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_sims):
-        y = simulate_counts(data, theta[i], rng)
+        y = simulate_counts(data, truth, i, rng)
         idata = compiled.sample(
             data.model_inputs(y=y),
             draws=draws, tune=tune, chains=chains, seed=seed + i, progressbar=False,
@@ -231,7 +239,8 @@ def power_scaling_sensitivity(fitted: FittedModel) -> pd.DataFrame:
     idata.add_groups(
         {"log_likelihood": xr.Dataset({"y": pointwise_loglik(fitted)})}, warn_on_custom_groups=False
     )
-    names = [n for n in ("mu_alpha", "alpha", "sigma_beta", "mu_beta", "sigma_case", "gamma")
+    names = [n for n in ("mu_alpha", "alpha", "sigma_beta", "mu_beta", "sigma_q",
+                         "sigma_partner", "rho", "gamma")
              if n in idata.posterior]  # fmt: skip
     prior = az.psens(idata, component="prior", var_names=names)
     lik = az.psens(idata, component="likelihood", var_names=names)

@@ -46,18 +46,27 @@ class RunResult:
 
 
 def prepare(
-    cases: str | Path | CaseSet, case_id: str, as_of: str | pd.Timestamp | None
+    cases: str | Path | CaseSet,
+    case_id: str,
+    as_of: str | pd.Timestamp | None,
+    *,
+    real_time: bool = False,
 ) -> tuple[CaseSet, pd.Timestamp]:
     """Load and validate the case set and cut the forecast case at ``as_of``.
 
-    The target case keeps only what was known on ``as_of`` (events after it are dropped and
-    later outcomes reopened), so the fit never sees the future of the case it forecasts.
+    The target case keeps only what was known on ``as_of`` (events not yet known are
+    dropped and later occurrences reopened), so the fit never sees the future of the case
+    it forecasts. The reference cases stay whole (documented default: the reference class
+    with hindsight); ``real_time=True`` cuts *every* case at ``as_of`` (cases starting
+    later are left out): what an analyst had on that day.
     """
     case_set = cases if isinstance(cases, CaseSet) else load_case_set(cases)
     case = case_set.case(case_id)
     when = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(case["window_end"])
     if when < case["window_start"]:
         raise ValueError(f"--as-of {when.date()} is before the window of case {case_id!r}")
+    if real_time:
+        return case_set.as_known_on(when), when
     if when < case["window_end"]:
         case_set = case_set.truncate(case_id, when)
     return case_set, when
@@ -77,8 +86,11 @@ def run_forecast(
     chains: int | None = None,
     sampler: str | None = None,
     progressbar: bool = True,
+    real_time: bool = False,
 ) -> RunResult:
     """Fit on the whole case set and forecast ``case_id``; write the run folder to ``out``.
+
+    ``real_time=True`` cuts every case at ``as_of`` (see :func:`prepare`).
 
     Raises
     ------
@@ -92,7 +104,7 @@ def run_forecast(
     config = config or load_config()
     if horizons:
         config = config.with_updates(forecast={"horizons": sorted(set(horizons))})
-    case_set, when = prepare(cases, case_id, as_of)
+    case_set, when = prepare(cases, case_id, as_of, real_time=real_time)
     fitted = fit(
         case_set,
         config,

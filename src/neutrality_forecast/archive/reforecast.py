@@ -52,7 +52,6 @@ from neutrality_forecast.update.psis import (
     changed_cases,
     psis_reweight,
     resample_idata,
-    theta_draws,
     update_log_ratios,
 )
 
@@ -172,9 +171,8 @@ def psis_update(
     # only the posterior and its sampler statistics are needed; the ratios are computed on
     # the changed cases' rows only (update_log_ratios)
     base = fitted_mod.load_fitted(base_idata_path, base_cases, config, groups=PSIS_GROUPS)
-    theta = theta_draws(base.draws())
     changed = changed_cases(base_cases, case_set)
-    log_ratio = update_log_ratios(theta, base.data, new_data, changed)
+    log_ratio = update_log_ratios(base.draws(), base.data, new_data, changed)
     result = psis_reweight(log_ratio, options=options)
     info = result.to_dict()
     info["changed_cases"] = changed

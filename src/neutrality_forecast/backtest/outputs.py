@@ -1,4 +1,4 @@
-"""Write a backtest's files: scores.csv, summary.json, fits.csv, reliability.png."""
+"""Write a backtest's files: scores.csv, summary.json, fits.csv, folds.csv, reliability.png."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ def write_backtest(result: BacktestResult, folder: str | Path) -> list[Path]:
     """Write every backtest output into ``folder`` and return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "scores.csv", folder / "summary.json", folder / "fits.csv"]
+    paths = [
+        folder / "scores.csv", folder / "summary.json", folder / "fits.csv", folder / "folds.csv"
+    ]  # fmt: skip
     result.scores.to_csv(paths[0], index=False)
     write_json(paths[1], result.summary)
     import pandas as pd
 
     pd.DataFrame(result.fits).to_csv(paths[2], index=False)
+    result.folds.to_csv(paths[3], index=False)
     s = result.scores
     if len(s):
         curves = {

@@ -1,103 +1,166 @@
-"""Leave-one-case-out and external backtests with two baselines, and the TKM replay.
+"""Leave-cluster-out and external backtests of the deployed procedure, with two baselines.
 
-For every evaluated case the model is fitted **without** that case (leave-one-case-out) or
-on a separate case set (external). The evaluated case is then forecast from rolling as-of
-origins (every ``origin_step_months``), each time using only its evidence dated up to the
-origin; its case effects are drawn from their fitted prior (a new case). Each forecast is
-scored once its horizon has been observed (or the outcome occurred within it).
+What is evaluated is what produces the live forecast: at every origin ``d`` a case is
+forecast from a posterior that knows all *other* clusters and its own cluster's history up
+to ``d`` (:mod:`neutrality_forecast.backtest.folds`: importance sampling from one
+full-population fit, with an automatic refit of the fold where the weights are unreliable).
+Cases sharing a cluster (``cases.csv`` column ``cluster``, default the country) are left
+out together. Each forecast covers ``(d, d + h months]`` and is scored only when that
+period lies inside the case's window (fully observed).
 
 Two baselines are scored on exactly the same forecasts:
 
-* ``base_rate``: the reference-class monthly frequency of the outcome family, computed from
-  the training cases only, turned into ``1 - (1 - rate)**h``;
-* ``evidence_free``: the same hierarchical model refitted with every evidence covariate set
-  to zero (same priors, same link between outcomes, same sampler and seed).
-
-Within one backtest the model is compiled once; folds swap data into the compiled model.
+* ``base_rate``: the monthly frequency of the family (occurrences per question-month) in
+  the *other* clusters, turned into ``1 - (1 - rate) ** h``;
+* ``evidence_free``: the same hierarchical model with every evidence covariate set to zero
+  (same priors, link, recurrence term, sampler and seed), evaluated the same way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 
-from neutrality_forecast.backtest.scoring import brier, log_score, murphy
+from neutrality_forecast.backtest.folds import cluster_state, fold_draws
+from neutrality_forecast.backtest.scoring import brier, log_score
+from neutrality_forecast.backtest.summary import summarise
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.config import Config
-from neutrality_forecast.evidence import month_index
 from neutrality_forecast.forecast.horizon import question_probabilities
-from neutrality_forecast.model.data import ModelData, build_model_data
+from neutrality_forecast.model.data import (
+    ModelData,
+    build_model_data,
+    padded_rows,
+    questions_at,
+)
 from neutrality_forecast.model.fitted import FittedModel, fit_compiled
 from neutrality_forecast.model.hazard import HazardModel
 from neutrality_forecast.sampling import CompiledModel
 
-__all__ = ["BacktestResult", "case_forecasts", "origins_for", "run_backtest"]
+__all__ = [
+    "BacktestResult",
+    "BacktestSettings",
+    "origins_for",
+    "run_backtest",
+    "score_truth",
+]
 
 MODELS = ("hazard", "base_rate", "evidence_free")
 
 
+@dataclass(frozen=True)
+class BacktestSettings:
+    """Settings of one backtest (every fold and refit uses them).
+
+    ``n_effects`` fresh question effects per posterior draw and ``n_out`` resampled draws
+    per fold (importance sampling); a fold is refitted when ``khat > max_khat`` or the
+    weights' ESS is below ``min_ess``; ``max_refits`` caps refits (``None``: no cap; folds
+    over the cap are dropped and counted).
+    """
+
+    origin_step_months: int = 6
+    horizons: tuple[int, ...] = (3, 6, 12, 24)
+    draws: int = 500
+    tune: int = 500
+    chains: int = 4
+    seed: int = 0
+    sampler: str | None = None
+    n_effects: int = 32
+    n_out: int = 1000
+    max_khat: float = 0.7
+    min_ess: float = 200.0
+    max_refits: int | None = None
+
+
 @dataclass
 class BacktestResult:
-    """Scores (one row per forecast, all models side by side) and their summary."""
+    """Scores (one row per forecast, models side by side), summary, fits and folds."""
 
     scores: pd.DataFrame
     summary: dict
     fits: list[dict] = field(default_factory=list)
+    folds: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def scores_long(self) -> pd.DataFrame:
         """One row per forecast and model (``model`` column), for plotting."""
-        keys = ["case_id", "outcome", "partner", "origin", "horizon", "occurred"]
+        keys = ["case_id", "cluster", "outcome", "partner", "origin", "horizon", "occurred"]
         frames = []
         for model in MODELS:
-            suffix = "" if model == "hazard" else f"_{model}"
+            sfx = "" if model == "hazard" else f"_{model}"
             part = self.scores[keys].copy()
             part["model"] = model
-            part["p_mean"] = self.scores[f"p_mean{suffix}"]
-            part["brier"] = self.scores[f"brier{suffix}"]
-            part["log_score"] = self.scores[f"log_score{suffix}"]
+            for col in ("p_mean", "brier", "log_score"):
+                part[col] = self.scores[f"{col}{sfx}"]
             frames.append(part)
         return pd.concat(frames, ignore_index=True)
 
 
-def origins_for(case: pd.Series, step_months: int) -> list[pd.Timestamp]:
-    """As-of origins ``window_start + k * step`` (k >= 1) up to the window end."""
+def origins_for(case: pd.Series, step_months: int, min_horizon: int = 0) -> list[pd.Timestamp]:
+    """Origins ``window_start + k * step`` (k >= 1) whose shortest horizon fits the window."""
     start, end = pd.Timestamp(case["window_start"]), pd.Timestamp(case["window_end"])
-    out = []
-    k = 1
-    while (when := start + pd.DateOffset(months=k * step_months)) <= end:
+    out, k = [], 1
+    while (when := start + pd.DateOffset(months=k * step_months)) + pd.DateOffset(
+        months=min_horizon
+    ) <= end:
         out.append(pd.Timestamp(when))
         k += 1
     return out
 
 
-def _new_case_draws(fitted: FittedModel, seed: int) -> dict[str, np.ndarray]:
-    """Posterior draws with the case effect of a *new* case drawn from its prior."""
-    draws = dict(fitted.draws())
-    sigma = fitted.idata.posterior["sigma_case"].stack(s=("chain", "draw")).transpose("s", ...)
-    rng = np.random.default_rng(seed)
-    sig = sigma.values  # (S, K)
-    draws["u"] = (sig * rng.standard_normal(sig.shape))[:, None, :]
-    return draws
+def score_truth(case_set: CaseSet, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``occurred`` (0/1) and keep only forecasts whose period was fully observed.
+
+    A forecast at origin ``d`` for ``h`` months covers ``(d, d + h months]``; it is kept
+    when ``d + h months`` is on or before the case's window end (whether or not the event
+    happened: keeping short windows only when the event happened would bias toward hits).
+    Recurrent questions score a *new* occurrence in the period.
+    """
+    if frame.empty:
+        return frame.assign(occurred=pd.Series(dtype=int))
+    ends = case_set.cases.set_index("case_id")["window_end"]
+    occ = case_set.outcomes[case_set.outcomes["occurred"]]
+    dates: dict[tuple[str, str, str], list[pd.Timestamp]] = {}
+    for r in occ.itertuples(index=False):
+        key = (str(r.case_id), str(r.outcome), "" if pd.isna(r.partner) else str(r.partner))
+        dates.setdefault(key, []).append(pd.Timestamp(r.occurred_on))
+    hit, keep = [], []
+    for r in frame.itertuples(index=False):
+        d = pd.Timestamp(r.origin)
+        target = d + pd.DateOffset(months=int(r.horizon))
+        ds = dates.get((r.case_id, r.outcome, r.partner), [])
+        hit.append(int(any(d < x <= target for x in ds)))
+        keep.append(target <= ends[r.case_id])
+    out = frame.assign(occurred=hit)
+    return out[np.array(keep, dtype=bool)].reset_index(drop=True)
 
 
-def _truncated_questions(case_set: CaseSet, case_id: str, origin: pd.Timestamp, config: Config):
-    """The case's questions as known at ``origin`` (case index 0, for new-case draws)."""
-    cut = case_set.subset([case_id]).truncate(case_id, origin)
-    data = build_model_data(cut, config)
-    return [dataclasses.replace(q, case_idx=0) for q in data.questions]
+def _rows(res: dict, case_id: str, cluster: str, origin: pd.Timestamp) -> list[dict]:
+    rows = []
+    for i, q in enumerate(res["questions"]):
+        if res["resolved"][i]:
+            continue
+        for h_i, h in enumerate(res["horizons"]):
+            p = np.clip(res["marginal"][:, h_i, i], 0.0, 1.0)
+            rows.append(
+                {
+                    "case_id": case_id, "cluster": cluster, "outcome": q.outcome,
+                    "partner": q.partner or "", "origin": origin.date().isoformat(),
+                    "horizon": h, "p_mean": float(p.mean()),
+                    "p_q05": float(np.quantile(p, 0.05)), "p_q95": float(np.quantile(p, 0.95)),
+                }
+            )  # fmt: skip
+    return rows
 
 
-def _family_rates(data: ModelData, exclude: list[str]) -> np.ndarray:
-    """Monthly reference-class frequency per outcome family, without ``exclude`` cases."""
-    keep = ~np.isin(data.case_idx, [data.case_ids.index(c) for c in exclude if c in data.case_ids])
+def family_rates(data: ModelData, exclude: list[str]) -> np.ndarray:
+    """Occurrences per question-month of each family, without the ``exclude`` cases."""
+    keep = ~data.rows_of(exclude)
     y, n, k = data.y[keep], data.trials[keep], data.outcome_idx[keep]
-    overall = y.sum() / max(n.sum(), 1)
+    overall = y.sum() / max(n.sum(), 1e-12)
     rates = np.full(len(data.outcomes), overall, dtype=float)
     for i in range(len(data.outcomes)):
         if n[k == i].sum() > 0:
@@ -105,127 +168,133 @@ def _family_rates(data: ModelData, exclude: list[str]) -> np.ndarray:
     return rates
 
 
-def case_forecasts(
-    case_set: CaseSet,
-    case_id: str,
-    fitted: FittedModel,
-    *,
-    horizons: list[int],
-    origins: list[pd.Timestamp],
-    evidence: bool = True,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Forecasts of one (new) case at each origin: p_mean and 90% interval per horizon."""
-    draws = _new_case_draws(fitted, seed)
-    rows = []
-    for origin in origins:
-        qs = _truncated_questions(case_set, case_id, origin, fitted.config)
-        if not qs:
-            continue
-        res = question_probabilities(
-            qs,
-            draws,
-            config=fitted.config,
-            link_outcomes=fitted.data.link_outcomes,
-            as_of_month=int(month_index(origin)),
-            horizons=horizons,
-            evidence=evidence,
+class _Runner:
+    """One backtest: the compiled model, the two full fits and the fold loop."""
+
+    def __init__(self, case_set: CaseSet, config: Config, settings: BacktestSettings) -> None:
+        self.case_set, self.config, self.s = case_set, config, settings
+        self.data = build_model_data(case_set, config)
+        self._compile(padded_rows(int(self.data.n_rows * 1.1) + 1))
+        self.fits: list[dict] = []
+
+    def _compile(self, pad_to: int) -> None:
+        # 10 % spare rows: refits on cut data and placebo data keep the compiled shapes
+        self.model = HazardModel(self.data, self.config, pad_to=pad_to)
+        self.compiled = CompiledModel(
+            self.model.build_model(), sampler=self.s.sampler or self.config.model.sampling.sampler
         )
-        for i, q in enumerate(res["questions"]):
-            for h_i, h in enumerate(horizons):
-                p = res["marginal"][:, h_i, i]
-                rows.append(
-                    {
-                        "case_id": case_id,
-                        "outcome": q.outcome,
-                        "partner": q.partner or "",
-                        "origin": origin.date().isoformat(),
-                        "horizon": h,
-                        "resolved_at_origin": res["resolved"][i],
-                        "p_mean": float(p.mean()),
-                        "p_q05": float(np.quantile(p, 0.05)),
-                        "p_q95": float(np.quantile(p, 0.95)),
-                    }
-                )
-    return pd.DataFrame(rows)
 
-
-def _truth(case_set: CaseSet, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``occurred`` (0/1) and drop forecasts that cannot be scored yet."""
-    out = case_set.outcomes.set_index(["case_id", "outcome"])
-    end = case_set.cases.set_index("case_id")["window_end"]
-    occ, keep = [], []
-    for r in frame.itertuples(index=False):
-        m0 = int(month_index(pd.Timestamp(r.origin)))
-        row = out.loc[(r.case_id, r.outcome)]
-        occ_m = int(month_index(row["occurred_on"])) if row["occurred"] else None
-        hit = occ_m is not None and m0 < occ_m <= m0 + r.horizon
-        observed = hit or (m0 + r.horizon <= int(month_index(end[r.case_id])))
-        keep.append(observed and not r.resolved_at_origin)
-        occ.append(int(hit))
-    frame = frame.assign(occurred=occ)
-    return frame[np.array(keep, dtype=bool)].reset_index(drop=True)
-
-
-def _summarise(scores: pd.DataFrame) -> dict:
-    def block(df: pd.DataFrame) -> dict:
-        b, b0, b1 = (
-            df["brier"].mean(),
-            df["brier_base_rate"].mean(),
-            df["brier_evidence_free"].mean(),
+    def fit(self, case_set: CaseSet, *, evidence: bool, seed: int, tag: str,
+            exclude: tuple[str, ...] = ()) -> tuple[FittedModel, ModelData]:  # fmt: skip
+        data = (
+            self.data
+            if case_set is self.case_set
+            else build_model_data(case_set, self.config, partners=self.data.partners)
         )
-        return {
-            "n_forecasts": int(len(df)),
-            "n_events": int(df["occurred"].sum()),
-            "brier": float(b),
-            "log_score": float(df["log_score"].mean()),
-            "brier_base_rate": float(b0),
-            "log_score_base_rate": float(df["log_score_base_rate"].mean()),
-            "brier_evidence_free": float(b1),
-            "log_score_evidence_free": float(df["log_score_evidence_free"].mean()),
-            "brier_skill": float(1 - b / b0) if b0 > 0 else float("nan"),
-            "brier_skill_vs_evidence_free": float(1 - b / b1) if b1 > 0 else float("nan"),
-        }
+        s = self.s
+        if data.n_rows > self.model.pad_to:
+            self._compile(padded_rows(data.n_rows))
+        fm = fit_compiled(
+            self.compiled, case_set, self.config, data,
+            inputs=data.model_inputs(exclude_cases=exclude, evidence=evidence,
+                                     pad_to=self.model.pad_to),
+            draws=s.draws, tune=s.tune, chains=s.chains, seed=seed, progressbar=False,
+        )  # fmt: skip
+        g = fm.gate
+        self.fits.append(
+            {"fit": tag, "evidence": evidence, "passed": g.passed, "failed": g.failed,
+             "rhat_max": g.rhat_max, "ess_bulk_min": g.ess_bulk_min,
+             "ess_tail_min": g.ess_tail_min, "divergences": g.divergences,
+             "seconds": round(fm.fit_seconds, 1)}
+        )  # fmt: skip
+        return fm, data
 
-    if scores.empty:
-        return {"n_forecasts": 0}
-    out = block(scores)
-    out["per_outcome"] = {k: block(g) for k, g in scores.groupby("outcome")}
-    out["per_horizon"] = {str(k): block(g) for k, g in scores.groupby("horizon")}
-    out["murphy"] = {
-        model: murphy(scores[f"p_mean{sfx}"].to_numpy(), scores["occurred"].to_numpy())
-        for model, sfx in (
-            ("hazard", ""),
-            ("base_rate", "_base_rate"),
-            ("evidence_free", "_evidence_free"),
-        )
-    }
-    out["brier_skill_ci90"] = _case_bootstrap(scores)
+    def forecast(self, qs, draws, *, evidence: bool, origin, seed: int) -> dict:
+        return question_probabilities(
+            qs, draws, config=self.config, link_outcomes=self.data.link_outcomes,
+            as_of=origin, horizons=list(self.s.horizons), evidence=evidence, seed=seed,
+        )  # fmt: skip
+
+
+def _cluster_cases(case_set: CaseSet) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for case, cl in case_set.clusters.items():
+        out.setdefault(cl, []).append(case)
     return out
 
 
-def _case_bootstrap(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
-    """90% interval of Brier skill by resampling whole cases.
+def run_folds(
+    runner: _Runner,
+    fitted_draws: dict[str, np.ndarray],
+    *,
+    evidence: bool,
+    source: CaseSet,
+    jobs: list[tuple[str, list[str]]],
+    progress=None,
+    refit_budget: list[int] | None = None,
+    remove: bool = True,
+    exclude: tuple[str, ...] = (),
+    scheduler: str | None = None,
+    client=None,
+) -> tuple[list[dict], list[dict]]:
+    """Forecast rows and fold records for ``jobs`` = [(cluster, cases)] of ``source``.
 
-    Forecasts within a case are strongly dependent, so cases are the resampling unit.
+    ``remove``: the cluster's data are in the fit and are removed by the weights
+    (leave-cluster-out); ``False`` when the fit never saw them (external holdout).
+    ``exclude``: cases left out of every refit (external holdout cases). Folds that need a
+    refit are collected and run at the end, locally or on the Dask cluster at
+    ``scheduler`` (:mod:`neutrality_forecast.backtest.refits`).
     """
-    rng = np.random.default_rng(seed)
-    groups = [g for _, g in scores.groupby("case_id")]
-    skills, skills_ef = [], []
-    for _ in range(n_boot):
-        pick = pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])
-        b, b0, b1 = (
-            pick["brier"].mean(),
-            pick["brier_base_rate"].mean(),
-            pick["brier_evidence_free"].mean(),
-        )
-        skills.append(1 - b / b0 if b0 > 0 else np.nan)
-        skills_ef.append(1 - b / b1 if b1 > 0 else np.nan)
-    q = [0.05, 0.95]
-    return {
-        "vs_base_rate": [float(v) for v in np.nanquantile(skills, q)],
-        "vs_evidence_free": [float(v) for v in np.nanquantile(skills_ef, q)],
-    }
+    from neutrality_forecast.backtest.refits import RefitJob, execute_refits
+
+    s, cfg, data = runner.s, runner.config, runner.data
+    rows, folds, refits = [], [], []
+    min_h = min(s.horizons)
+    for j, (cluster, cases) in enumerate(jobs):
+        rng = np.random.default_rng([s.seed, j, int(evidence)])
+        state = cluster_state(
+            fitted_draws, data, cases, evidence=evidence, n_effects=s.n_effects, rng=rng,
+            remove=remove,
+        )  # fmt: skip
+        for case_id in cases:
+            for o_i, origin in enumerate(
+                origins_for(source.case(case_id), s.origin_step_months, min_h)
+            ):
+                known = [q for c in cases for q in _known(source, c, origin, cfg, data)]
+                draws, fw = fold_draws(
+                    fitted_draws, state, known, data, evidence=evidence, n_out=s.n_out,
+                    rng=rng, max_khat=s.max_khat, min_ess=s.min_ess,
+                )  # fmt: skip
+                rec = {"cluster": cluster, "case_id": case_id, "origin": origin.date().isoformat(),
+                       "evidence": evidence, "khat": fw.khat, "ess": fw.ess,
+                       "method": "psis" if draws is not None else "refit", "reason": fw.reason}  # fmt: skip
+                folds.append(rec)
+                if draws is None:
+                    if refit_budget is not None and refit_budget[0] <= 0:
+                        rec["method"] = "dropped"
+                        continue
+                    if refit_budget is not None:
+                        refit_budget[0] -= 1
+                    refits.append(
+                        RefitJob(cluster, tuple(cases), case_id, origin, evidence,
+                                 seed=s.seed + 7919 * (j + 1) + o_i, forecast_seed=s.seed + o_i,
+                                 exclude=tuple(exclude))
+                    )  # fmt: skip
+                    continue
+                qs = _known(source, case_id, origin, cfg, data)
+                res = runner.forecast(qs, draws, evidence=evidence, origin=origin,
+                                      seed=s.seed + o_i)  # fmt: skip
+                rows += _rows(res, case_id, cluster, origin)
+                if progress is not None:
+                    progress()
+    more, _ = execute_refits(
+        runner, source, refits, scheduler=scheduler, client=client, progress=progress
+    )
+    return rows + more, folds
+
+
+def _known(case_set: CaseSet, case_id: str, origin, config: Config, data: ModelData):
+    return questions_at(case_set, case_id, pd.Timestamp(origin), config, data)
 
 
 def _score_all(frame: pd.DataFrame) -> pd.DataFrame:
@@ -237,123 +306,190 @@ def _score_all(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _combine(train: CaseSet, holdout: CaseSet) -> CaseSet:
+    clash = set(train.case_ids) & set(holdout.case_ids)
+    if clash:
+        raise ValueError(f"holdout case ids also in the training set: {sorted(clash)}")
+    cat = lambda a, b: pd.concat([a, b], ignore_index=True)  # noqa: E731
+    events = cat(train.events, holdout.events)
+    for col in ("date_precision", "event_type", "source_reliability", "info_credibility"):
+        events[col] = pd.Categorical(
+            events[col].astype(str), categories=train.events[col].cat.categories,
+            ordered=train.events[col].cat.ordered,
+        )  # fmt: skip
+    outcomes = cat(train.outcomes, holdout.outcomes)
+    outcomes["outcome"] = pd.Categorical(
+        outcomes["outcome"].astype(str), categories=train.outcomes["outcome"].cat.categories
+    )
+    cases = cat(train.cases, holdout.cases)
+    cases["neutrality_status"] = pd.Categorical(
+        cases["neutrality_status"].astype(str),
+        categories=train.cases["neutrality_status"].cat.categories,
+    )
+    return CaseSet(cases, outcomes, events, root=train.root)
+
+
+def holdout_overlaps(train: CaseSet, holdout: CaseSet) -> dict[str, list[str]]:
+    """Holdout cases whose country and window overlap a training case's."""
+    out: dict[str, list[str]] = {}
+    for h in holdout.cases.itertuples(index=False):
+        for t in train.cases.itertuples(index=False):
+            same = h.country == t.country
+            if same and h.window_start <= t.window_end and t.window_start <= h.window_end:
+                out.setdefault(h.case_id, []).append(t.case_id)
+    return out
+
+
+def _evaluate(
+    model_set: CaseSet,
+    config: Config,
+    s: BacktestSettings,
+    *,
+    jobs: list[tuple[str, list[str]]],
+    exclude: tuple[str, ...],
+    placebo: int,
+    progressbar: bool,
+    scheduler: str | None = None,
+    client=None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, _Runner]:
+    from rich.progress import Progress
+
+    runner = _Runner(model_set, config, s)
+    remove = not exclude  # loco: remove the cluster from the full fit; external: not in it
+    budget = None if s.max_refits is None else [s.max_refits]
+    n_total = sum(
+        len(origins_for(model_set.case(c), s.origin_step_months, min(s.horizons)))
+        for _, cs in jobs for c in cs
+    )  # fmt: skip
+    out: dict[bool, list[dict]] = {}
+    folds: list[dict] = []
+    with Progress(disable=not progressbar, transient=True) as progress:
+        for evidence in (True, False):
+            fm, _ = runner.fit(model_set, evidence=evidence, seed=s.seed, tag="full",
+                               exclude=exclude)  # fmt: skip
+            task = progress.add_task(
+                f"folds ({'model' if evidence else 'evidence-free twin'})", total=n_total
+            )
+            rows, f = run_folds(
+                runner, fm.draws(), evidence=evidence, source=model_set, jobs=jobs,
+                progress=lambda t=task: progress.advance(t), refit_budget=budget,
+                remove=remove, exclude=exclude, scheduler=scheduler, client=client,
+            )  # fmt: skip
+            out[evidence], folds = rows, folds + f
+    keys = ["case_id", "cluster", "outcome", "partner", "origin", "horizon"]
+    model = pd.DataFrame(out[True])
+    free = pd.DataFrame(out[False])[[*keys, "p_mean"]].rename(
+        columns={"p_mean": "p_mean_evidence_free"}
+    )
+    frame = model.merge(free, on=keys, how="inner")
+    fam = {o: i for i, o in enumerate(runner.data.outcomes)}
+    rates = {cl: family_rates(runner.data, [*cases, *exclude]) for cl, cases in jobs}
+    frame["p_mean_base_rate"] = [
+        1 - (1 - rates[r.cluster][fam[r.outcome]]) ** r.horizon for r in frame.itertuples()
+    ]
+    scores = _score_all(score_truth(model_set, frame))
+    extra = {}
+    if placebo and not scores.empty:
+        from neutrality_forecast.backtest.placebo import placebo_skills
+
+        extra["placebo"] = placebo_skills(
+            runner, scores, n=placebo, jobs=jobs, progressbar=progressbar, exclude=exclude
+        )
+    return scores, pd.DataFrame(folds), extra, runner
+
+
 def run_backtest(
     case_set: CaseSet,
     config: Config,
     *,
     mode: str = "loco",
     holdout: CaseSet | None = None,
-    origin_step_months: int = 6,
-    horizons: list[int] | None = None,
-    draws: int = 500,
-    tune: int = 500,
-    chains: int = 4,
-    seed: int | None = None,
-    sampler: str | None = None,
+    settings: BacktestSettings | None = None,
+    placebo: int = 0,
+    allow_overlap: bool = False,
     progressbar: bool = True,
+    scheduler: str | None = None,
+    client=None,
 ) -> BacktestResult:
     """Backtest the model and its two baselines.
 
     Parameters
     ----------
     case_set : CaseSet
-        Training cases (and, in ``loco`` mode, the evaluated cases).
+        The reference population (in ``loco`` mode every cluster is left out in turn).
     config : Config
         Model configuration.
     mode : {"loco", "external", "both"}
-        Leave-one-case-out over ``case_set``; forecasting every case of ``holdout`` from a
-        fit on ``case_set``; or both (rows tagged in the ``mode`` column).
+        Leave-cluster-out over ``case_set``; forecasting every case of ``holdout`` from a
+        fit on ``case_set`` (its own history before each origin included, as for a live
+        case); or both (rows tagged in the ``mode`` column).
     holdout : CaseSet, optional
         Required for ``external``.
-    origin_step_months : int
-        Months between as-of origins.
-    horizons : list of int
-        Forecast horizons in months (default from the configuration).
-    draws, tune, chains : int
-        Sampling settings per fold (smaller than a publication fit; each fold's diagnostics
-        are recorded in ``fits``).
-    seed : int, optional
-        Base seed (fold ``i`` uses ``seed + i``); default from the configuration.
-    sampler : str, optional
-        Sampler override (default from the configuration).
+    settings : BacktestSettings
+        Origins, horizons, sampling and importance-sampling settings.
+    placebo : int
+        Also run the model on ``placebo`` copies of the data with event dates permuted
+        within each case (:func:`~neutrality_forecast.backtest.placebo.permute_dates`) and
+        report where the real skill falls among them.
+    allow_overlap : bool
+        External mode refuses holdout cases whose country and window overlap a training
+        case (they share events and outcomes: not independent). With ``True`` they are
+        kept and flagged (``overlap`` column, excluded from the headline summary).
     progressbar : bool
-        Show a progress bar over fits.
+        Show progress bars.
+    scheduler, client : optional
+        Send the folds that need a refit to this Dask scheduler (address) or client; the
+        results are identical to a local run with the same seeds.
 
     """
     if mode not in ("loco", "external", "both"):
         raise ValueError(f"mode must be loco, external or both, not {mode!r}")
     if mode in ("external", "both") and holdout is None:
         raise ValueError("external mode needs a holdout case set")
-    horizons = sorted(horizons or config.model.forecast.horizons)
-    seed = config.model.sampling.seed if seed is None else seed
-    data = build_model_data(case_set, config)
-    compiled = CompiledModel(
-        HazardModel(data, config).build_model(), sampler=sampler or config.model.sampling.sampler
-    )
-    jobs: list[tuple[str, CaseSet, str, list[str]]] = []
-    if mode in ("loco", "both"):
-        jobs += [("loco", case_set, c, [c]) for c in case_set.case_ids]
-    if mode in ("external", "both"):
-        jobs += [("external", holdout, c, []) for c in holdout.case_ids]
-    frames, fits = [], []
-    cache: dict[tuple[str, ...], tuple[FittedModel, FittedModel]] = {}
+    s = settings or BacktestSettings(horizons=tuple(config.model.forecast.horizons))
     started = time.perf_counter()
-    with Progress(disable=not progressbar, transient=True) as progress:
-        task = progress.add_task("backtest fits", total=len({tuple(j[3]) for j in jobs}))
-        for fold, (tag, source, case_id, exclude) in enumerate(jobs):
-            key = tuple(exclude)
-            if key not in cache:
-                pair = []
-                for evidence in (True, False):
-                    fm = fit_compiled(
-                        compiled, case_set, config, data,
-                        inputs=data.model_inputs(exclude_cases=exclude, evidence=evidence),
-                        draws=draws, tune=tune, chains=chains, seed=seed + fold,
-                        progressbar=False,
-                    )  # fmt: skip
-                    g = fm.gate
-                    fits.append(
-                        {
-                            "mode": tag, "excluded": list(exclude), "evidence": evidence,
-                            "passed": g.passed, "failed": g.failed, "rhat_max": g.rhat_max,
-                            "ess_bulk_min": g.ess_bulk_min, "ess_tail_min": g.ess_tail_min,
-                            "divergences": g.divergences, "seconds": round(fm.fit_seconds, 1),
-                        }
-                    )  # fmt: skip
-                    pair.append(fm)
-                cache[key] = (pair[0], pair[1])
-                progress.advance(task)
-            fitted, free = cache[key]
-            origins = origins_for(source.case(case_id), origin_step_months)
-            model_fc = case_forecasts(
-                source, case_id, fitted, horizons=horizons, origins=origins, seed=seed
+    parts, fold_parts, summary, fits = [], [], {"mode": mode}, []
+    sampler = None
+    if mode in ("loco", "both"):
+        jobs = list(_cluster_cases(case_set).items())
+        sc, fo, extra, runner = _evaluate(
+            case_set, config, s, jobs=jobs, exclude=(), placebo=placebo,
+            progressbar=progressbar, scheduler=scheduler, client=client,
+        )  # fmt: skip
+        parts.append(sc.assign(mode="loco"))
+        fold_parts.append(fo.assign(mode="loco"))
+        summary["loco"] = {**summarise(sc, folds=fo), **extra}
+        fits += [{**f, "mode": "loco"} for f in runner.fits]
+        sampler = runner.compiled.sampler
+    if mode in ("external", "both"):
+        overlaps = holdout_overlaps(case_set, holdout)
+        if overlaps and not allow_overlap:
+            raise ValueError(
+                "holdout cases overlap training cases (same country, overlapping window): "
+                + "; ".join(f"{h} ~ {', '.join(t)}" for h, t in overlaps.items())
+                + ". Remove them, or pass allow_overlap=True (--allow-overlap) to flag them."
             )
-            if model_fc.empty:
-                continue
-            free_fc = case_forecasts(
-                source, case_id, free, horizons=horizons, origins=origins, evidence=False, seed=seed
-            )
-            model_fc["p_mean_evidence_free"] = free_fc["p_mean"].to_numpy()
-            rates = _family_rates(data, exclude)
-            fam = model_fc["outcome"].map({o: i for i, o in enumerate(data.outcomes)}).to_numpy()
-            model_fc["p_mean_base_rate"] = 1 - (1 - rates[fam]) ** model_fc["horizon"].to_numpy()
-            model_fc["mode"] = tag
-            frames.append(_truth(source, model_fc))
-    scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if not scores.empty:
-        scores = _score_all(scores.drop(columns="resolved_at_origin"))
-    summary = {"mode": mode}
-    for tag in ("loco", "external"):
-        part = scores[scores["mode"] == tag] if not scores.empty else scores
-        if len(part):
-            summary[tag] = _summarise(part)
-    if mode != "both" and mode in summary:
+        combined = _combine(case_set, holdout)
+        clusters = {c: combined.clusters[c] for c in holdout.case_ids}
+        jobs = [(cl, [c for c, k in clusters.items() if k == cl]) for cl in dict.fromkeys(clusters.values())]
+        sc, fo, extra, runner = _evaluate(
+            combined, config, s, jobs=jobs, exclude=tuple(holdout.case_ids), placebo=placebo,
+            progressbar=progressbar, scheduler=scheduler, client=client,
+        )  # fmt: skip
+        sc["overlap"] = sc["case_id"].isin(list(overlaps))
+        parts.append(sc.assign(mode="external"))
+        fold_parts.append(fo.assign(mode="external"))
+        clean = sc[~sc["overlap"]]
+        summary["external"] = {**summarise(clean, folds=fo), **extra}
+        summary["external"]["overlapping_cases"] = overlaps
+        fits += [{**f, "mode": "external"} for f in runner.fits]
+        sampler = runner.compiled.sampler
+    scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    folds = pd.concat(fold_parts, ignore_index=True) if fold_parts else pd.DataFrame()
+    if mode != "both":
         summary.update(summary.pop(mode))
-    summary["settings"] = {
-        "origin_step_months": origin_step_months, "horizons": horizons, "draws": draws,
-        "tune": tune, "chains": chains, "seed": seed, "sampler": compiled.sampler,
-    }  # fmt: skip
+    summary["settings"] = {**asdict(s), "sampler": sampler}
     summary["fits_passed_gate"] = int(sum(f["passed"] for f in fits))
     summary["fits_total"] = len(fits)
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    return BacktestResult(scores=scores, summary=summary, fits=fits)
+    return BacktestResult(scores=scores, summary=summary, fits=fits, folds=folds)

@@ -43,10 +43,20 @@ def log_score(p: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def corp_recalibrate(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Isotonic (PAV) recalibration: returns sorted ``p`` and the recalibrated values."""
+    """Isotonic (PAV) recalibration: returns sorted ``p`` and the recalibrated values.
+
+    Tied forecasts are pooled first (CORP, Dimitriadis et al. 2021): equal forecast values
+    get one recalibrated value, the mean outcome of their block merged by PAV. Without
+    pooling, PAV could order the outcomes *within* a tie and invent discrimination the
+    forecasts do not have.
+    """
+    p, y = np.asarray(p, float), np.asarray(y, float)
     order = np.argsort(p, kind="stable")
-    fitted = isotonic_regression(np.asarray(y, float)[order], increasing=True).x
-    return np.asarray(p, float)[order], fitted
+    ps, ys = p[order], y[order]
+    values, start, counts = np.unique(ps, return_index=True, return_counts=True)
+    means = np.add.reduceat(ys, start) / counts if len(ps) else np.zeros(0)
+    fitted_blocks = isotonic_regression(means, weights=counts.astype(float), increasing=True).x
+    return ps, np.repeat(fitted_blocks, counts)
 
 
 def murphy(p: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -62,12 +62,26 @@ def validate(
     )
 
 
-def print_forecast_table(table, title: str) -> None:
-    """Rich table of the headline probabilities."""
+def _status(r) -> str:
+    if r.status != "forecast":
+        return f"resolved {r.occurred_on}"
+    last = getattr(r, "last_occurred_on", "")
+    return f"new one? last {last}" if isinstance(last, str) and last else "forecast"
+
+
+def print_forecast_table(table, title: str, *, headline_only: bool = True) -> None:
+    """Rich table of the headline probabilities (then a line on the other questions).
+
+    For accords and basing (recurrent) ``P`` is the chance of a *new* occurrence by the
+    target date; the status column then shows the last occurrence.
+    """
     t = Table(title=title)
     for col in ("outcome", "partner", "horizon", "target date", "P mean", "90% interval", "status"):
         t.add_column(col)
-    for r in table.itertuples(index=False):
+    shown = table
+    if headline_only and "headline" in table.columns and table["headline"].any():
+        shown = table[table["headline"].astype(bool)]
+    for r in shown.itertuples(index=False):
         t.add_row(
             r.outcome,
             r.partner or "-",
@@ -75,9 +89,20 @@ def print_forecast_table(table, title: str) -> None:
             r.target_date,
             f"{r.p_mean:.3f}",
             f"{r.p_q05:.3f} - {r.p_q95:.3f}",
-            r.status if r.status == "forecast" else f"resolved {r.occurred_on}",
+            _status(r),
         )
     console.print(t)
+    rest = table.drop(shown.index)
+    if len(rest):
+        longest = rest[rest["horizon_months"] == rest["horizon_months"].max()]
+        parts = [
+            f"{r.outcome} {r.partner or ''} {r.p_mean:.3f}".replace("  ", " ")
+            for r in longest.itertuples(index=False)
+        ]
+        console.print(
+            f"other questions at {int(longest['horizon_months'].iloc[0])} months: "
+            + "; ".join(parts) + " (all in forecast.csv)"
+        )
 
 
 @app.command()
@@ -97,6 +122,14 @@ def forecast(
     chains: ChainsOpt = None,
     sampler: SamplerOpt = None,
     config: ConfigOpt = None,
+    real_time: Annotated[
+        bool,
+        typer.Option(
+            "--real-time",
+            help="With --as-of: cut every reference case at the as-of date too (what an "
+            "analyst had then). Default: reference cases with their full known history.",
+        ),
+    ] = False,
 ) -> None:
     """Fit the model on the case set and forecast one case; write every export."""
     from neutrality_forecast.workflow import GateFailed, default_out, run_forecast
@@ -127,6 +160,7 @@ def forecast(
             chains=chains,
             sampler=sampler,
             progressbar=_progress(),
+            real_time=real_time,
         )
     except GateFailed as exc:
         err.print(str(exc), style="bold red", markup=False, highlight=False)

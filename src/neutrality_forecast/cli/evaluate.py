@@ -11,6 +11,10 @@ from rich.table import Table
 from neutrality_forecast.casesets import CaseSetError, load_case_set
 from neutrality_forecast.cli._common import (
     CasesOpt,
+    ConfigOpt,
+    HorizonsOpt,
+    SamplerOpt,
+    SeedOpt,
     _bad_input,
     _parse_horizons,
     _progress,
@@ -24,28 +28,60 @@ from neutrality_forecast.paths import default_cases_dir
 @app.command()
 def backtest(
     cases: CasesOpt = None,
-    mode: Annotated[str, typer.Option(help="loco, external or both.")] = "loco",
+    mode: Annotated[str, typer.Option(help="loco (leave-cluster-out), external or both.")] = "loco",
     holdout_cases: Annotated[
         Path | None,
         typer.Option("--holdout-cases", help="Case set to forecast in external mode."),
     ] = None,
+    allow_overlap: Annotated[
+        bool,
+        typer.Option("--allow-overlap", help="External mode: keep (and flag) holdout cases "
+                     "whose country and window overlap a training case instead of refusing."),
+    ] = False,
     origin_step_months: Annotated[
         int, typer.Option("--origin-step-months", min=1, help="Months between origins.")
     ] = 6,
-    horizons: Annotated[str | None, typer.Option(help="Comma-separated months.")] = None,
+    horizons: HorizonsOpt = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("runs/backtest"),
-    draws: Annotated[int, typer.Option(help="Draws per chain per fold.")] = 500,
-    tune: Annotated[int, typer.Option(help="Tuning steps per chain per fold.")] = 500,
-    chains: Annotated[int, typer.Option(help="Chains per fold.")] = 4,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    draws: Annotated[int, typer.Option(help="Draws per chain per fit.")] = 500,
+    tune: Annotated[int, typer.Option(help="Tuning steps per chain per fit.")] = 500,
+    chains: Annotated[int, typer.Option(help="Chains per fit.")] = 4,
+    seed: SeedOpt = None,
+    sampler: SamplerOpt = None,
+    config: ConfigOpt = None,
+    placebo: Annotated[
+        int, typer.Option(min=0, help="Also run N placebo backtests with event dates permuted "
+                          "within each case; report the real skill's percentile among them.")
+    ] = 0,
+    max_refits: Annotated[
+        int | None, typer.Option("--max-refits", help="Cap on fold refits (default: none).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address: folds that need a refit run "
+                     "there (results identical to a local run with the same seeds)."),
+    ] = None,
     replay: Annotated[
         str | None,
         typer.Option(help="Also replay this case's forecast history (default TKM if present)."),
     ] = None,
     replay_step_months: Annotated[int, typer.Option(min=1)] = 3,
+    real_time: Annotated[
+        bool,
+        typer.Option("--real-time", help="Replay in real time: every case cut at each origin "
+                     "and the model refitted there (what an analyst had at the time)."),
+    ] = False,
 ) -> None:
-    """Backtest against the reference class: Brier/log scores, baselines, reliability."""
+    """Backtest the deployed procedure against the reference population.
+
+    Leave-cluster-out: each cluster (cases.csv ``cluster``, default the country) is left
+    out in turn and forecast at rolling origins from a posterior that knows the other
+    clusters and its own history up to the origin. Writes scores, summary.json (skill vs the
+    base rate and the evidence-free twin with cluster-bootstrap intervals, per family and
+    horizon, placebo percentile), folds.csv (importance-sampling k-hat, refits) and plots.
+    """
     from neutrality_forecast.backtest import (
+        BacktestSettings,
         case_replay,
         run_backtest,
         write_backtest,
@@ -56,51 +92,63 @@ def backtest(
         raise typer.BadParameter("mode must be loco, external or both", param_hint="--mode")
     hz = _parse_horizons(horizons)
     try:
-        cfg = load_config()
+        cfg = load_config(model_file=config) if config else load_config()
         cs = load_case_set(cases or default_cases_dir())
         holdout = load_case_set(holdout_cases) if holdout_cases else None
     except (CaseSetError, ConfigError) as exc:
         raise _bad_input(exc) from None
     if mode in ("external", "both") and holdout is None:
         raise _bad_input(ValueError("--mode external needs --holdout-cases DIR"))
-    result = run_backtest(
-        cs,
-        cfg,
-        mode=mode,
-        holdout=holdout,
+    settings = BacktestSettings(
         origin_step_months=origin_step_months,
-        horizons=hz,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        progressbar=_progress(),
-    )
+        horizons=tuple(hz or cfg.model.forecast.horizons),
+        draws=draws, tune=tune, chains=chains,
+        seed=cfg.model.sampling.seed if seed is None else seed,
+        sampler=sampler, max_refits=max_refits,
+    )  # fmt: skip
+    try:
+        result = run_backtest(
+            cs, cfg, mode=mode, holdout=holdout, settings=settings, placebo=placebo,
+            allow_overlap=allow_overlap, scheduler=scheduler, progressbar=_progress(),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise _bad_input(exc) from None
     write_backtest(result, out)
     replay_case = replay or ("TKM" if "TKM" in cs.case_ids else None)
     if replay_case:
-        rep = case_replay(
-            cs, cfg, case_id=replay_case, step_months=replay_step_months, horizons=hz,
-            draws=draws, tune=tune, chains=chains, seed=seed,
-        )  # fmt: skip
+        rep = case_replay(cs, cfg, case_id=replay_case, step_months=replay_step_months,
+                          horizons=hz, settings=settings, real_time=real_time)  # fmt: skip
         write_replay(rep, cs, out, case_id=replay_case)
-    s = result.summary
+    _print_summary(result.summary, mode, out)
+
+
+def _print_summary(s: dict, mode: str, out: Path) -> None:
     table = Table(title=f"Backtest ({mode}), {s.get('seconds', 0):.0f} s")
-    cols = ("set", "forecasts", "events", "Brier", "base-rate Brier", "skill", "vs no-evidence")
+    cols = ("set", "forecasts", "events", "Brier", "skill vs base rate (90% CI)",
+            "skill vs evidence-free (90% CI)")  # fmt: skip
     for col in cols:
         table.add_column(col)
     for tag in ("loco", "external"):
         part = s.get(tag, s if s.get("mode") == tag else None)
         if not part or "brier" not in part:
             continue
+        ci = part.get("brier_skill_ci90", {})
+        lo0, hi0 = ci.get("vs_base_rate", [float("nan")] * 2)
+        lo1, hi1 = ci.get("vs_evidence_free", [float("nan")] * 2)
         table.add_row(
-            tag,
-            str(part["n_forecasts"]),
-            str(part["n_events"]),
-            f"{part['brier']:.4f}",
-            f"{part['brier_base_rate']:.4f}",
-            f"{part['brier_skill']:+.3f}",
-            f"{part['brier_skill_vs_evidence_free']:+.3f}",
-        )
+            tag, str(part["n_forecasts"]), str(part["n_events"]), f"{part['brier']:.4f}",
+            f"{part['brier_skill']:+.3f} ({lo0:+.3f} to {hi0:+.3f})",
+            f"{part['brier_skill_vs_evidence_free']:+.3f} ({lo1:+.3f} to {hi1:+.3f})",
+        )  # fmt: skip
+        if "placebo" in part:
+            pl = part["placebo"]
+            console.print(
+                f"{tag}: real skill vs evidence-free is above {pl['percentile_vs_evidence_free']:.0f}"
+                f"% of {pl['n']} placebo runs (event dates permuted within cases)"
+            )
+        if "folds" in part:
+            f = part["folds"]
+            console.print(f"{tag}: {f['n']} folds, {f['psis']} by importance sampling, "
+                          f"{f['refit']} refitted, {f['dropped']} dropped")  # fmt: skip
     console.print(table)
     console.print(f"fits passing the gate: {s['fits_passed_gate']}/{s['fits_total']}; wrote {out}")

@@ -187,6 +187,8 @@ def category_matrix(
             keep &= ~np.array([bool(c & drop) for c in ev.contexts])
         if cat.actor_is_case:
             keep &= ev.actor == country
+        if cat.actor_not_case:
+            keep &= ev.actor != country
         out[keep, j] = 1.0
     return out
 

@@ -31,6 +31,7 @@ Future evidence (``[forecast] future_evidence``):
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -69,13 +70,17 @@ def simulate_arrivals(
     n_months: int,
     n_draws: int,
     recent_months: int,
-    rng: np.random.Generator,
-) -> np.ndarray | None:
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Poisson counts of resampled recent events per draw and future month.
 
-    Returns ``counts (draws, n_months, E)`` over the ``E`` events of the case known in the
-    ``recent_months`` full months before the as-of month (``None`` if there are none);
-    month 0 is the rest of the as-of month (rate scaled by its unobserved share).
+    Returns ``(counts, recent)``: ``counts (draws, n_months, E)`` over the ``E`` events of
+    the case known in the ``recent_months`` full months before the as-of month, and their
+    positions ``recent`` in the case's event arrays (``None`` if there are none). Month 0
+    is the rest of the as-of month (rate scaled by its unobserved share). Each event has
+    its own random stream (seeded by ``seed`` and its id), so adding or removing one event
+    leaves the simulated arrivals of the others unchanged (what-if and attribution compare
+    forecasts without Monte-Carlo noise from the simulation).
     """
     q = q_case[0]
     m0 = int(month_index(pd.Timestamp(as_of)))
@@ -84,11 +89,13 @@ def simulate_arrivals(
     if len(recent) == 0 or n_months <= 0:
         return None
     span = min(recent_months, m0 - q.first_month)
-    rate_each = 1.0 / max(span, 1)  # each recent event recurs at rate 1/span per month
     exposure = np.ones(n_months)
     exposure[0] = 1.0 - month_fraction(as_of)
-    lam = rate_each * exposure[:, None] * np.ones((1, len(recent)))
-    counts = rng.poisson(lam, size=(n_draws, n_months, len(recent)))
+    lam = exposure / max(span, 1)  # each recent event recurs at rate 1/span per month
+    counts = np.empty((n_draws, n_months, len(recent)), dtype=np.int64)
+    for i, e in enumerate(recent):
+        key = zlib.crc32(q.evidence.event_ids[e].encode())
+        counts[:, :, i] = np.random.default_rng([seed, key]).poisson(lam, size=(n_draws, n_months))
     return counts, recent
 
 
@@ -247,12 +254,11 @@ def question_probabilities(
     horizons = sorted(horizons)
     n_fut = max(horizons) + 1  # months m0 .. m0 + H
     n_draws = draws["alpha"].shape[0]
-    rng = np.random.default_rng(seed)
     sim = None
-    if evidence and fc.future_evidence == "simulate":
+    if evidence and fc.future_evidence == "simulate" and qs:
         sim = simulate_arrivals(
             qs, as_of=as_of, n_months=n_fut, n_draws=n_draws,
-            recent_months=fc.recent_months, rng=rng,
+            recent_months=fc.recent_months, seed=seed,
         )  # fmt: skip
     m0 = int(month_index(as_of))
     hazards, resolved, linked = [], [], []

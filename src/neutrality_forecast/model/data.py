@@ -211,22 +211,41 @@ class ModelData:
         pad = (pad_to or padded_rows(n)) - n
         if pad < 0:
             raise ValueError(f"pad_to={pad_to} is smaller than the {n} rows")
-        x = self.x[keep] if evidence else np.zeros_like(self.x[keep])
+        z = self.fixed_design(evidence=evidence)[keep]
 
         def _pad(a: np.ndarray, value=0) -> np.ndarray:
             width = [(0, pad)] + [(0, 0)] * (a.ndim - 1)
             return np.pad(a, width, constant_values=value)
 
         return {
+            "design": _pad(z).astype(float),
             "q_idx": _pad(self.q_idx[keep]).astype(np.int64),
-            "outcome_idx": _pad(self.outcome_idx[keep]).astype(np.int64),
-            "partner_slot": _pad(self.partner_slot[keep]).astype(np.int64),
-            "x": _pad(x).astype(float),
-            "standing": _pad(self.standing[keep]).astype(float),
-            "recurrence": _pad(self.recurrence[keep]).astype(float),
             "trials": _pad(self.trials[keep]).astype(float),
             "y": _pad(y[keep]).astype(float),
         }
+
+    def fixed_design(self, *, evidence: bool = True) -> np.ndarray:
+        """Design of the population terms: ``eta = Z @ theta + u[q]`` (see HazardModel).
+
+        Columns, in order: family one-hot (K) for ``alpha``; partner one-hot per recurrent
+        family (R*P, family-major) for the partner effects; covariates times family one-hot
+        (K*F, family-major) for ``beta``; recurrence times family one-hot (K) for ``rho``;
+        standing times family one-hot (K) for ``-gamma``. Its width depends on families,
+        partners and features, never on the number of cases or questions: the question
+        effects are gathered by index instead.
+        """
+        n, k_n, f_n = self.n_rows, len(self.outcomes), self.x.shape[1]
+        rows = np.arange(n)
+        onehot = np.zeros((n, k_n))
+        onehot[rows, self.outcome_idx] = 1.0
+        slots = np.zeros((n, len(self.recurrent_outcomes) * len(self.partners) + 1))
+        slots[rows, self.partner_slot] = 1.0
+        x = self.x if evidence else np.zeros_like(self.x)
+        xk = (onehot[:, :, None] * x[:, None, :]).reshape(n, k_n * f_n)
+        return np.hstack(
+            [onehot, slots[:, 1:], xk, onehot * self.recurrence[:, None],
+             onehot * self.standing[:, None]]
+        )  # fmt: skip
 
     @property
     def recurrent_outcomes(self) -> list[str]:

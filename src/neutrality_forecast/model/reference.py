@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
 from neutrality_forecast.config import Config
 from neutrality_forecast.model.data import ModelData
-from neutrality_forecast.model.hazard import link_penalty
+from neutrality_forecast.model.hazard import link_penalty, recurrence_effect
 
 __all__ = ["ReferenceHazardModel"]
 
@@ -16,74 +17,66 @@ class ReferenceHazardModel:
     r"""The library's hazard model written the way a PyMC user would write it.
 
     Same statistical model, same priors (see ``HazardModel`` for the maths and the reasons),
-    same data rows, in the common non-centred form:
+    same data rows, in the common non-centred form with half-normal scales sampled on the
+    log scale (PyMC's default transform):
 
     .. math::
 
-        \sigma_\beta \sim \mathcal N^+(0.3), \quad \sigma_{u,k} \sim \mathcal N^+(1)
-        \quad (\text{sampled as } \log\sigma), \qquad
-        \beta_{kj} = \mu_{\beta,j} + \sigma_\beta z^\beta_{kj}, \quad
-        u_{ck} = \sigma_{u,k} z^u_{ck},
+        \sigma \sim \mathcal N^+(s), \qquad \text{effect} = \sigma z,
 
-    and the likelihood as an observed ``pm.Binomial`` with the linear predictor gathered
-    by index, :math:`\eta_r = \alpha_{k_r} + u_{c_r k_r} + x_r^\top \beta_{k_r}
-    - \gamma_{k_r} s_r`.
-
-    It is not used to forecast. It exists so that (a) ``benchmarks/run.py`` can measure the
-    library's default fit against PyMC's default NUTS on the model as commonly written
-    (the library's own graph is measured too), and (b) tests can check that the library's
-    faster parameterisation defines the same posterior (its log density differs only by
-    the Jacobian of the change of variables and the binomial constants).
+    for ``sigma_beta``, ``sigma_partner``, ``sigma_shared`` and ``sigma_q``, without the
+    row padding. It is not used to forecast. It exists so that (a) ``benchmarks/run.py``
+    can measure the library's default fit against PyMC's default NUTS on the model as
+    commonly written, and (b) tests can check that the library's parameterisation defines
+    the same posterior (the log densities differ only by the Jacobian of the change of
+    variables).
     """
 
     def __init__(self, data: ModelData, config: Config) -> None:
         self.data = data
         self.config = config
 
-    @property
-    def coords(self) -> dict[str, list[str]]:
-        """Named dimensions of the parameters."""
-        d = self.data
-        return {
-            "outcome": d.outcomes,
-            "category": d.categories,
-            "case": d.case_ids,
-            "link_outcome": d.link_outcomes,
-            "obs": np.arange(d.n_rows),
-        }
-
     def build_model(self) -> pm.Model:
         """The PyMC model."""
         d, p = self.data, self.config.model.priors
-        with pm.Model(coords=self.coords) as model:
-            x = pm.Data("x", d.x, dims=("obs", "category"))
-            c_idx = pm.Data("case_idx", d.case_idx, dims="obs")
-            k_idx = pm.Data("outcome_idx", d.outcome_idx, dims="obs")
-            standing = pm.Data("standing", d.standing, dims="obs")
-            trials = pm.Data("trials", d.trials, dims="obs")
+        inputs = d.model_inputs(pad_to=d.n_rows) if d.n_rows else d.model_inputs()
+        q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
+        q_case = np.array([q.case_idx for q in d.questions], dtype=int)
+        coords = {
+            "outcome": d.outcomes, "feature": d.features, "case": d.case_ids,
+            "question": d.question_labels, "partner": d.partners,
+            "recurrent_outcome": d.recurrent_outcomes, "link_outcome": d.link_outcomes,
+        }  # fmt: skip
+        with pm.Model(coords=coords) as model:
+            x = pm.Data("x", inputs["x"])
+            k = pm.Data("outcome_idx", inputs["outcome_idx"])
+            slot = pm.Data("partner_slot", inputs["partner_slot"])
+            q = pm.Data("q_idx", inputs["q_idx"])
+            rec = pm.Data("recurrence", inputs["recurrence"])
+            standing = pm.Data("standing", inputs["standing"])
 
             mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
             z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="outcome")
-            alpha = pm.Deterministic(
-                "alpha", mu_alpha + p.alpha_sigma_scale * z_alpha, dims="outcome"
-            )
-            mu_beta = pm.Normal("mu_beta", 0.0, p.beta_mu_scale, dims="category")
+            alpha = mu_alpha + p.alpha_sigma_scale * z_alpha
+            loc = [p.feature_loc.get(f, 0.0) for f in d.features]
+            mu_beta = pm.Normal("mu_beta", loc, p.beta_mu_scale, dims="feature")
             sigma_beta = pm.HalfNormal("sigma_beta", p.beta_sigma_scale)
-            z_beta = pm.Normal("z_beta", 0.0, 1.0, dims=("outcome", "category"))
-            beta = pm.Deterministic(
-                "beta", mu_beta + sigma_beta * z_beta, dims=("outcome", "category")
-            )
-            sigma_case = pm.HalfNormal("sigma_case", p.case_sigma_scale, dims="outcome")
-            z_case = pm.Normal("z_case", 0.0, 1.0, dims=("case", "outcome"))
-            u = pm.Deterministic("u", sigma_case * z_case, dims=("case", "outcome"))
-
+            z_beta = pm.Normal("z_beta", 0.0, 1.0, dims=("outcome", "feature"))
+            beta = mu_beta + sigma_beta * z_beta
+            sigma_partner = pm.HalfNormal("sigma_partner", p.partner_sigma_scale)
+            z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "partner"))
+            slots = pt.concatenate([pt.zeros(1), (sigma_partner * z_partner).flatten()])
+            sigma_shared = pm.HalfNormal("sigma_shared", 0.5 * p.case_sigma_scale)
+            z_shared = pm.Normal("z_shared", 0.0, 1.0, dims="case")
+            sigma_q = pm.HalfNormal("sigma_q", p.case_sigma_scale, dims="outcome")
+            z_q = pm.Normal("z_q", 0.0, 1.0, dims="question")
+            u = sigma_shared * z_shared[q_case] + sigma_q[q_outcome] * z_q
+            rho_k = recurrence_effect(d, p)
             gamma_k = link_penalty(d, p)
-
             eta = (
-                alpha[k_idx]
-                + u[c_idx, k_idx]
-                + (x * beta[k_idx]).sum(axis=-1)
-                - gamma_k[k_idx] * standing
-            )
-            pm.Binomial("y", n=trials, logit_p=eta, observed=d.y, dims="obs")
+                alpha[k] + slots[slot] + u[q] + (x * beta[k]).sum(axis=-1)
+                + rho_k[k] * rec - gamma_k[k] * standing
+            )  # fmt: skip
+            y, n = inputs["y"], inputs["trials"]
+            pm.Potential("loglik", pt.sum(y * eta - n * pt.softplus(eta)))
         return model

@@ -115,14 +115,26 @@ def _section(anchor: str, title: str, body: str) -> str:
 
 # ------------------------------------------------------------------------------ sections
 def _headline(run: RunFolder, case_id: str) -> str:
-    t = run.forecast[run.forecast["case_id"] == case_id]
+    t = run.forecast[run.forecast["case_id"] == case_id].copy()
+    t["partner"] = t["partner"].fillna("").astype(str)
     horizons = sorted(t["horizon_months"].unique())
     head = "".join(f"<th>within {h} months</th>" for h in horizons)
     rows = []
-    for outcome, grp in t.groupby("outcome", sort=False):
+    if "headline" in t.columns:
+        t = t.assign(_h=~t["headline"].astype(str).str.lower().isin(["true", "1"]))
+        t = t.sort_values("_h", kind="stable")
+    n_head = int((~t["_h"]).sum() / max(len(horizons), 1)) if "_h" in t else 0
+    for i, ((outcome, partner), grp) in enumerate(t.groupby(["outcome", "partner"], sort=False)):
+        if i == n_head and n_head:
+            rows.append(f'<tr><th class=row colspan="{len(horizons) + 1}">other questions '
+                        "(same rule for every case: RUS, CHN, USA and any regional partner)"
+                        "</th></tr>")  # fmt: skip
         grp = grp.set_index("horizon_months")
         first = grp.iloc[0]
-        label = _outcome_label(outcome, str(first["partner"]))
+        label = _outcome_label(outcome, partner)
+        last = first.get("last_occurred_on", "")
+        if isinstance(last, str) and last:
+            label += f" — new one? (last {last})"
         if (grp["status"] == "resolved").all():
             when = _e(first.get("occurred_on", ""))
             cells = f'<td colspan="{len(horizons)}" class=resolved>resolved: occurred {when}</td>'
@@ -137,7 +149,8 @@ def _headline(run: RunFolder, case_id: str) -> str:
     as_of = _e(t["as_of"].iloc[0])
     return (
         f"<p>Probability that each outcome occurs within the horizon after the as-of date "
-        f"<b>{as_of}</b>: posterior mean and 90&nbsp;% credible interval.</p>"
+        f"<b>{as_of}</b> (for accords and basing, which recur: that a <i>new</i> one is "
+        "signed): posterior mean and 90&nbsp;% credible interval.</p>"
         f"<table class=headline><thead><tr><th></th>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
@@ -148,11 +161,17 @@ def _joint(run: RunFolder, case_id: str) -> str:
     j = run.joint
     if j is not None and len(j):
         j = j[j["case_id"].astype(str) == case_id]
-        flags = [c for c in ABBREV if c in j.columns]
+        flags = [c for c in j.columns if c in ABBREV or "|" in c]
+
+        def name(col: str) -> str:
+            parts = col.split("|")
+            if len(parts) == 1:
+                return LABELS.get(col, col)
+            return _outcome_label(parts[1], parts[2] if len(parts) > 2 else "")
 
         def label(rec: pd.Series) -> str:
-            on = [LABELS.get(c, c) for c in flags if int(rec[c])]
-            return " + ".join(on) if on else "none of the outcomes"
+            on = [name(c) for c in flags if not pd.isna(rec[c]) and int(rec[c])]
+            return " + ".join(on) if on else "none of these"
 
         j = j.assign(combination=j.apply(label, axis=1))
         cells = j.assign(cell=[_p(*v) for v in j[["p_mean", "p_q05", "p_q95"]].to_numpy()])
@@ -262,17 +281,23 @@ def _over_time(
     events = fitted.case_set.events_of(case_id) if fitted is not None else None
     if events is not None:
         events = events[events["date"] <= pd.Timestamp(t["as_of"].iloc[0])]
-    resolved = {
-        r.outcome: r.occurred_on
-        for r in t.itertuples(index=False)
-        if r.status == "resolved" and isinstance(r.occurred_on, str) and r.occurred_on
-    }
-    fig = history_chart(history, events, horizon=horizon, resolved=resolved,
+    occurred: dict[tuple[str, str], list[str]] = {}
+    if fitted is not None:
+        occ = fitted.case_set.outcomes_of(case_id)
+        for r in occ[occ["occurred"]].itertuples(index=False):
+            key = (str(r.outcome), "" if pd.isna(r.partner) else str(r.partner))
+            occurred.setdefault(key, []).append(pd.Timestamp(r.occurred_on).date().isoformat())
+    head = t[t["headline"].astype(str).str.lower().isin(["true", "1"])] if "headline" in t else t
+    panels = list(dict.fromkeys(
+        zip(head["outcome"], head["partner"].fillna("").astype(str), strict=True)
+    ))  # fmt: skip
+    fig = history_chart(history, events, horizon=horizon, resolved=occurred, questions=panels,
                         title=f"{case_id}: P(within {horizon} months) by as-of date")  # fmt: skip
     n_ev = 0 if events is None else len(events)
     marks = (
         f" Ticks along the bottom mark the {n_ev} coded events (green: cooperative, red: "
-        "conflictual PLOVER types); dashed lines mark outcomes that occurred."
+        "conflictual PLOVER types); dashed lines mark occurrences (for accords and basing "
+        "every one: the last occurrence is on the timeline)."
         if n_ev
         else ""
     )

@@ -34,29 +34,51 @@ LABELS = {
 }
 
 
+PARTNER_STYLE = {"RUS": "-", "CHN": "--", "USA": "-.", "": "-"}
+
+
 def _label(row: pd.Series | dict) -> str:
     partner = row.get("partner") or ""
+    partner = "" if pd.isna(partner) else partner
     base = LABELS.get(row["outcome"], row["outcome"])
     return f"{base} ({partner})" if partner else base
+
+
+def _style(row: pd.Series | dict) -> dict:
+    partner = row.get("partner") or ""
+    partner = "" if pd.isna(partner) else partner
+    return {"color": COLORS.get(row["outcome"]), "ls": PARTNER_STYLE.get(partner, ":")}
 
 
 def fan_chart(
     table: pd.DataFrame, path: str | Path | None = None, *, title: str = ""
 ) -> plt.Figure:
-    """Probability by horizon with 90 % credible bands, one line per outcome."""
+    """Probability by horizon with 90 % credible bands, one line per question.
+
+    Only the headline questions when ``table`` has a ``headline`` column (the others are
+    in the tables); colour = family, line style = partner.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for outcome, grp in table.groupby("outcome", sort=False):
+    if "headline" in table.columns and table["headline"].any():
+        table = table[table["headline"].astype(bool)]
+    keys = ["outcome", "partner"] if "partner" in table.columns else ["outcome"]
+    for _, grp in table.groupby(keys, sort=False, dropna=False):
         grp = grp.sort_values("horizon_months")
-        color = COLORS.get(outcome, None)
+        st = _style(grp.iloc[0])
         label = _label(grp.iloc[0])
         if (grp["status"] == "resolved").all():
             label += f" - resolved {grp.iloc[0].get('occurred_on', '')}"
-            ax.plot(grp["horizon_months"], grp["p_mean"], ls=":", color=color, label=label)
+            ax.plot(grp["horizon_months"], grp["p_mean"], ls=":", color=st["color"], label=label)
             continue
-        ax.fill_between(grp["horizon_months"], grp["p_q05"], grp["p_q95"], color=color, alpha=0.2)
-        ax.plot(grp["horizon_months"], grp["p_mean"], marker="o", color=color, label=label)
+        last = grp.iloc[0].get("last_occurred_on", "")
+        if isinstance(last, str) and last:
+            label += f" (last {last})"
+        ax.fill_between(
+            grp["horizon_months"], grp["p_q05"], grp["p_q95"], color=st["color"], alpha=0.15
+        )
+        ax.plot(grp["horizon_months"], grp["p_mean"], marker="o", label=label, **st)
     ax.set_xlabel("horizon (months after as-of date)")
-    ax.set_ylabel("P(occurs within horizon)")
+    ax.set_ylabel("P(occurs, or occurs again, within horizon)")
     ax.set_ylim(0, 1.02)
     ax.set_xticks(sorted(table["horizon_months"].unique()))
     as_of = table["as_of"].iloc[0] if len(table) else ""
@@ -74,7 +96,11 @@ def diagnostic_plots(idata: az.InferenceData, folder: str | Path) -> list[Path]:
     """Rank plots of the hyperparameters and the energy plot, saved as PNGs."""
     folder = Path(folder)
     out = []
-    names = [v for v in ("mu_alpha", "sigma_beta", "gamma", "sigma_case") if v in idata.posterior]
+    names = [
+        v
+        for v in ("mu_alpha", "sigma_beta", "sigma_partner", "sigma_q", "rho", "gamma")
+        if v in idata.posterior
+    ]
     axes = az.plot_rank(idata, var_names=names, kind="vlines", figsize=(10, 2 * len(names) + 2))
     fig = axes.ravel()[0].figure
     fig.suptitle("Rank plots (uniform across chains when mixing is good)")
@@ -100,20 +126,37 @@ def probability_over_time(
     *,
     horizon: int = 12,
     title: str = "",
+    occurrences: pd.DataFrame | None = None,
+    questions: list[tuple[str, str]] | None = None,
 ) -> plt.Figure:
-    """Forecast probability at one horizon across as-of dates, with coded events marked."""
+    """Forecast probability at one horizon across as-of dates.
+
+    Coded events are marked as grey lines, occurrences (``occurrences``: outcome rows) as
+    coloured triangles on the time axis. ``questions`` limits the lines to these
+    (outcome, partner) pairs (default: every question with a non-trivial forecast).
+    """
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     data = history[history["horizon_months"] == horizon].copy()
     data["as_of"] = pd.to_datetime(data["as_of"])
-    for outcome, grp in data.groupby("outcome", sort=False):
+    data["partner"] = data.get("partner", "").fillna("") if "partner" in data else ""
+    for (outcome, partner), grp in data.groupby(["outcome", "partner"], sort=False):
+        if questions is not None and (outcome, partner) not in questions:
+            continue
         grp = grp.sort_values("as_of")
-        color = COLORS.get(outcome)
-        ax.fill_between(grp["as_of"], grp["p_q05"], grp["p_q95"], color=color, alpha=0.15)
-        ax.plot(grp["as_of"], grp["p_mean"], color=color, label=_label(grp.iloc[0]))
+        st = _style(grp.iloc[0])
+        ax.fill_between(grp["as_of"], grp["p_q05"], grp["p_q95"], color=st["color"], alpha=0.12)
+        ax.plot(grp["as_of"], grp["p_mean"], label=_label(grp.iloc[0]), **st)
     if events is not None and len(events):
         for when in pd.to_datetime(events["date"]):
             ax.axvline(when, color="grey", alpha=0.25, lw=0.8)
         ax.plot([], [], color="grey", alpha=0.5, lw=0.8, label="coded event")
+    if occurrences is not None and len(occurrences):
+        occ = occurrences[occurrences["occurred"].astype(bool)]
+        for r in occ.itertuples(index=False):
+            ax.plot(pd.Timestamp(r.occurred_on), 0.01, marker="^", ms=9, clip_on=False,
+                    color=COLORS.get(str(r.outcome), "black"))  # fmt: skip
+        if len(occ):
+            ax.plot([], [], marker="^", ls="", color="black", label="occurrence")
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"P(within {horizon} months)")
     ax.set_title(title or f"Forecast over time ({horizon}-month horizon)")
@@ -142,9 +185,10 @@ def history_chart(
     *,
     horizon: int = 12,
     title: str = "",
-    resolved: dict[str, str] | None = None,
+    resolved: dict | None = None,
+    questions: list[tuple[str, str]] | None = None,
 ) -> plt.Figure:
-    """Probability at one horizon across as-of dates, one panel per outcome, events marked.
+    """Probability at one horizon across as-of dates, one panel per question, events marked.
 
     Parameters
     ----------
@@ -160,18 +204,28 @@ def history_chart(
     title : str, keyword-only
         Figure title.
     resolved : dict, optional
-        ``outcome -> date`` of outcomes that occurred; marked with a vertical line.
+        ``(outcome, partner) -> date or list of dates`` of occurrences (``outcome -> date``
+        is accepted too); each is marked with a vertical line.
+    questions : list of (outcome, partner), optional
+        The panels to draw (default: every question in ``history``).
 
     """
     data = history[history["horizon_months"] == horizon].copy()
     data["as_of"] = pd.to_datetime(data["as_of"])
-    outcomes = list(dict.fromkeys(data["outcome"]))
+    if "partner" not in data:
+        data["partner"] = ""
+    data["partner"] = data["partner"].fillna("").astype(str)
+    keys = list(dict.fromkeys(zip(data["outcome"], data["partner"], strict=True)))
+    if questions is not None:
+        keys = [k for k in keys if k in questions]
+    outcomes = keys
     n = max(len(outcomes), 1)
     fig, axes = plt.subplots(n, 1, figsize=(9, 2.1 * n + 0.8), dpi=110, sharex=True, squeeze=False)
     conflict = {"ACCUSE", "REJECT", "THREATEN", "PROTEST", "SANCTION", "MOBILIZE", "COERCE",
                 "ASSAULT"}  # fmt: skip
-    for ax, outcome in zip(axes[:, 0], outcomes, strict=False):
-        grp = data[data["outcome"] == outcome].sort_values("as_of")
+    for ax, key in zip(axes[:, 0], outcomes, strict=False):
+        outcome, partner = key
+        grp = data[(data["outcome"] == outcome) & (data["partner"] == partner)].sort_values("as_of")
         color = COLORS.get(outcome)
         ax.fill_between(grp["as_of"], grp["p_q05"], grp["p_q95"], color=color, alpha=0.18)
         ax.plot(grp["as_of"], grp["p_mean"], color=color, marker=".", ms=3)
@@ -186,9 +240,10 @@ def history_chart(
                     ms=9, alpha=0.6)  # fmt: skip
             ax.plot(when[kinds], np.full(kinds.sum(), y0 + 0.06 * top), "|", color="#b71c1c",
                     ms=9, alpha=0.6)  # fmt: skip
-        if resolved and resolved.get(outcome):
-            ax.axvline(pd.Timestamp(resolved[outcome]), color="black", ls="--", lw=1)
-            ax.text(pd.Timestamp(resolved[outcome]), top * 0.92, " occurred", fontsize=7)
+        hits = (resolved or {}).get(key) or (resolved or {}).get(outcome) or []
+        for when in [hits] if isinstance(hits, str) else hits:
+            ax.axvline(pd.Timestamp(when), color="black", ls="--", lw=1)
+            ax.text(pd.Timestamp(when), top * 0.92, " occurred", fontsize=7)
         ax.set_ylabel("P", fontsize=8)
         ax.set_title(_label(grp.iloc[0]) if len(grp) else outcome, fontsize=9, loc="left")
         ax.grid(alpha=0.3)

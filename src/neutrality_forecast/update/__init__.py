@@ -8,7 +8,6 @@ from neutrality_forecast.update.psis import (
     psis_reweight,
     resample_idata,
     systematic_resample,
-    theta_draws,
     update_log_ratios,
 )
 
@@ -20,6 +19,5 @@ __all__ = [
     "psis_reweight",
     "resample_idata",
     "systematic_resample",
-    "theta_draws",
     "update_log_ratios",
 ]

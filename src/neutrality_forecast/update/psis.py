@@ -7,11 +7,11 @@ for each previous draw :math:`\theta_s` the importance ratio is the likelihood r
 .. math::
 
     \log r_s = \ell_{\text{new}}(\theta_s) - \ell_{\text{old}}(\theta_s), \qquad
-    \ell(\theta) = \sum_r y_r \eta_r - n_r \log(1 + e^{\eta_r}), \quad \eta = Z\theta,
+    \ell(\theta) = \sum_r y_r \eta_r - n_r \log(1 + e^{\eta_r}),
 
-with the design matrix :math:`Z` of :meth:`ModelData.design` and
-:math:`\theta = (\alpha, u, \beta, -\gamma)` exactly as in :class:`HazardModel` (the priors
-cancel: they do not depend on the data). The ratios are Pareto-smoothed with
+with the linear predictor :math:`\eta` of :class:`HazardModel`
+(:func:`~neutrality_forecast.model.likelihood.linear_predictor`; the priors cancel: they do
+not depend on the data). The ratios are Pareto-smoothed with
 :func:`arviz.psislw` (Vehtari, Simpson, Gelman, Yao, Gabry 2024). The update is accepted
 only when
 
@@ -42,6 +42,7 @@ import xarray as xr
 
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.model.data import ModelData
+from neutrality_forecast.model.likelihood import log_likelihood
 
 __all__ = [
     "PsisOptions",
@@ -51,7 +52,6 @@ __all__ = [
     "psis_reweight",
     "resample_idata",
     "systematic_resample",
-    "theta_draws",
     "update_log_ratios",
 ]
 
@@ -111,50 +111,6 @@ class PsisResult:
         }
 
 
-def theta_draws(draws: dict[str, np.ndarray]) -> np.ndarray:
-    """Stack per-draw parameters into ``theta (S, P)`` matching :meth:`ModelData.design`.
-
-    ``draws`` is :meth:`FittedModel.draws` output: ``alpha (S, K)``, ``u (S, C, K)``,
-    ``beta (S, K, J)`` and ``gamma (S, K)``.
-    """
-    s = draws["alpha"].shape[0]
-    return np.concatenate(
-        [
-            draws["alpha"],
-            draws["u"].reshape(s, -1),
-            draws["beta"].reshape(s, -1),
-            -draws["gamma"],
-        ],
-        axis=1,
-    )
-
-
-def log_likelihood(
-    theta: np.ndarray, data: ModelData, *, rows: np.ndarray | None = None, chunk: int = 512
-) -> np.ndarray:
-    """Model log-likelihood (without constants) of every draw: shape ``(S,)``.
-
-    ``rows`` (boolean mask or indices) restricts the sum to some rows, e.g. those of the
-    cases whose events changed. Evaluated in chunks of draws to bound memory
-    (``chunk x rows`` doubles at a time).
-    """
-    design = data.design()
-    if design.shape[1] != theta.shape[1]:
-        raise ValueError(
-            f"parameter vector has {theta.shape[1]} entries, design has {design.shape[1]} "
-            "columns: the model structure (cases, outcomes or categories) changed"
-        )
-    y = data.y.astype(float)
-    n = data.trials.astype(float)
-    if rows is not None:
-        design, y, n = design[rows], y[rows], n[rows]
-    out = np.empty(theta.shape[0])
-    for start in range(0, theta.shape[0], chunk):
-        eta = theta[start : start + chunk] @ design.T
-        out[start : start + chunk] = eta @ y - np.logaddexp(0.0, eta) @ n
-    return out
-
-
 def changed_cases(old: CaseSet, new: CaseSet) -> list[str]:
     """Cases of ``new`` whose events differ from those in ``old`` (added, edited, removed).
 
@@ -178,7 +134,7 @@ def changed_cases(old: CaseSet, new: CaseSet) -> list[str]:
 
 
 def update_log_ratios(
-    theta: np.ndarray, old: ModelData, new: ModelData, changed: list[str]
+    draws: dict[str, np.ndarray], old: ModelData, new: ModelData, changed: list[str]
 ) -> np.ndarray:
     """Log importance ratios ``l_new - l_old`` of every draw, from the changed cases' rows.
 
@@ -189,9 +145,10 @@ def update_log_ratios(
     """
     if old.case_ids != new.case_ids:
         raise ValueError("the case list changed: an instant update needs the same cases")
-    pos = [new.case_ids.index(c) for c in changed]
-    return log_likelihood(theta, new, rows=np.isin(new.case_idx, pos)) - log_likelihood(
-        theta, old, rows=np.isin(old.case_idx, pos)
+    if old.question_labels != new.question_labels:
+        raise ValueError("the questions changed: an instant update needs the same questions")
+    return log_likelihood(draws, new, rows=new.rows_of(changed)) - log_likelihood(
+        draws, old, rows=old.rows_of(changed)
     )
 
 

@@ -1,0 +1,98 @@
+"""Backtest summaries: scores, skills, CORP decompositions and cluster-bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from neutrality_forecast.backtest.scoring import murphy
+
+__all__ = ["cluster_bootstrap", "skill_block", "summarise"]
+
+_SFX = {"hazard": "", "base_rate": "_base_rate", "evidence_free": "_evidence_free"}
+
+
+def _skill(b: float, ref: float) -> float:
+    return float(1 - b / ref) if ref > 0 else float("nan")
+
+
+def skill_block(df: pd.DataFrame) -> dict:
+    """Mean scores of the three models on ``df`` and the model's Brier skills."""
+    b, b0, b1 = (df[f"brier{s}"].mean() for s in ("", "_base_rate", "_evidence_free"))
+    return {
+        "n_forecasts": int(len(df)),
+        "n_events": int(df["occurred"].sum()),
+        "brier": float(b),
+        "log_score": float(df["log_score"].mean()),
+        "brier_base_rate": float(b0),
+        "log_score_base_rate": float(df["log_score_base_rate"].mean()),
+        "brier_evidence_free": float(b1),
+        "log_score_evidence_free": float(df["log_score_evidence_free"].mean()),
+        "brier_skill": _skill(b, b0),
+        "brier_skill_vs_evidence_free": _skill(b, b1),
+        "log_skill_vs_evidence_free": float(
+            df["log_score_evidence_free"].mean() - df["log_score"].mean()
+        ),
+        "mean_p": float(df["p_mean"].mean()),
+        "mean_p_non_events": float(df.loc[df["occurred"] == 0, "p_mean"].mean()),
+    }
+
+
+def cluster_bootstrap(
+    scores: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, column: str = "brier"
+) -> dict:
+    """90 % intervals of the Brier skills by resampling whole clusters.
+
+    Forecasts within a cluster (origins, horizons, questions, cases of one country) are
+    strongly dependent, so clusters are the resampling unit.
+    """
+    rng = np.random.default_rng(seed)
+    key = "cluster" if "cluster" in scores.columns else "case_id"
+    sums = scores.groupby(key)[[column, f"{column}_base_rate", f"{column}_evidence_free"]].sum()
+    counts = scores.groupby(key).size().to_numpy(float)
+    arr = sums.to_numpy(float)
+    if not len(arr):
+        return {"vs_base_rate": [np.nan, np.nan], "vs_evidence_free": [np.nan, np.nan]}
+    idx = rng.integers(0, len(arr), size=(n_boot, len(arr)))
+    tot = arr[idx].sum(axis=1) / counts[idx].sum(axis=1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vs0 = 1 - tot[:, 0] / tot[:, 1]
+        vs1 = 1 - tot[:, 0] / tot[:, 2]
+    q = [0.05, 0.95]
+    return {
+        "vs_base_rate": [float(v) for v in np.nanquantile(vs0, q)],
+        "vs_evidence_free": [float(v) for v in np.nanquantile(vs1, q)],
+        "unit": key,
+        "n_units": int(len(arr)),
+    }
+
+
+def summarise(scores: pd.DataFrame, *, folds: pd.DataFrame | None = None) -> dict:
+    """The backtest's ``summary.json`` content (see ``docs/validation.md``)."""
+    if scores.empty:
+        return {"n_forecasts": 0}
+    out = skill_block(scores)
+    out["brier_skill_ci90"] = cluster_bootstrap(scores)
+    out["per_outcome"] = {str(k): skill_block(g) for k, g in scores.groupby("outcome")}
+    out["per_horizon"] = {str(k): skill_block(g) for k, g in scores.groupby("horizon")}
+    out["n_events_per_family"] = {
+        str(k): int(g["occurred"].sum()) for k, g in scores.groupby("outcome")
+    }
+    out["n_forecasts_per_family"] = {str(k): int(len(g)) for k, g in scores.groupby("outcome")}
+    out["murphy"] = {
+        m: murphy(scores[f"p_mean{s}"].to_numpy(), scores["occurred"].to_numpy())
+        for m, s in _SFX.items()
+    }
+    out["n_clusters"] = int(scores["cluster"].nunique()) if "cluster" in scores else None
+    if folds is not None and len(folds):
+        meth = folds["method"].value_counts()
+        out["folds"] = {
+            "n": int(len(folds)),
+            "psis": int(meth.get("psis", 0)),
+            "refit": int(meth.get("refit", 0)),
+            "dropped": int(meth.get("dropped", 0)),
+            "refit_share": float(meth.get("refit", 0) / len(folds)),
+            "khat_median": float(np.nanmedian(folds["khat"].replace(np.inf, np.nan))),
+            "khat_max": float(folds["khat"].max()),
+        }
+    return out
