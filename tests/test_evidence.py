@@ -11,7 +11,8 @@ from neutrality_forecast.evidence import (
     admiralty_weight,
     category_matrix,
     counterpart_role,
-    intensity_factor,
+    features,
+    intensity_factors,
     stock_from_inflow,
 )
 
@@ -31,6 +32,7 @@ def cfg():
         ("TKM", "USA", "CHN", "west"),
         ("TKM", "RUS", "CHN", "rival"),
         ("TKM", "NATO", "USA", "partner"),  # the partner's bloc
+        ("TKM", "NATO", "TUR", "west"),  # only a bloc leader's bloc counts as the partner
         ("TKM", "AFG", "RUS", "other"),
         ("TKM", "CHN", None, "partner"),  # partner-less: any great power
     ],
@@ -42,7 +44,8 @@ def test_counterpart_role(cfg, actor, recipient, partner, role):
 def _events(rows):
     cols = ["event_id", "actor", "recipient", "event_type", "contexts", "source_reliability",
             "info_credibility", "date"]  # fmt: skip
-    return pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame.assign(date=pd.to_datetime(frame["date"]), date_precision="day")
 
 
 def test_category_matrix_and_weights(cfg):
@@ -77,21 +80,57 @@ def test_decay_half_life_and_lag():
     assert stock[25, 0] == pytest.approx(0.25)
 
 
-def test_intensity_factor(cfg):
-    ev = _events([("e", "A", "B", "AGREE", "", "A", "1", "2016-01-01")] * 24)
-    dense = intensity_factor(ev, 12, cfg)  # 2 events/month
-    sparse = intensity_factor(ev.iloc[:1], 12, cfg)
-    assert dense < 1 < sparse
-    assert dense == pytest.approx(max(cfg.intensity.reference_rate / 2.0, cfg.intensity.min_factor))
+def test_causal_intensity_factor(cfg):
+    vol = np.zeros(60)
+    vol[:30] = 2.0  # a densely coded first half, then silence
+    f = intensity_factors(vol, cfg=cfg)
+    assert f[0] == pytest.approx(1.0)  # nothing known yet: the reference rate
+    assert f[29] < f[1] < 1.0  # dense coding so far scales events down...
+    assert f[59] > f[31]  # ...and recovers as the rate falls
+    # causal: the factor of month t ignores month t and later
+    vol2 = vol.copy()
+    vol2[40:] = 50.0
+    np.testing.assert_allclose(intensity_factors(vol2, cfg=cfg)[:41], f[:41])
+    off = nf.load_config().with_updates(intensity={"mode": "none"}).evidence
+    assert (intensity_factors(vol, cfg=off) == 1).all()
+
+
+def test_feature_blocks(cfg):
+    full = nf.load_config().with_updates(
+        features={"blocks": ["categories", "composites", "steps", "surge"], "half_lives": [3, 24]}
+    ).evidence
+    names = full.feature_names
+    j = len(full.category_names)
+    assert names[:j] == [f"{c}@3" for c in full.category_names]
+    assert names[2 * j :] == ["alignment", "pressure", "steps", "surge"]
+    rng = np.random.default_rng(0)
+    inflow = rng.poisson(0.3, size=(50, j)).astype(float)
+    steps = rng.poisson(0.05, size=50).astype(float)
+    vol = inflow.sum(1)
+    x = features(inflow, steps, vol, cfg=full)
+    assert x.shape == (50, len(names))
+    # composite = signed sum of the first half-life's category covariates
+    w = np.zeros(j)
+    for name, v in full.features.composites[0].weights.items():
+        w[full.category_names.index(name)] = v
+    np.testing.assert_allclose(x[:, 2 * j], x[:, :j] @ w)
+    # a leading draws axis gives the same values draw by draw
+    xs = features(np.stack([inflow, inflow]), np.stack([steps, steps]), np.stack([vol, vol]),
+                  cfg=full)  # fmt: skip
+    np.testing.assert_allclose(xs[1], x)
 
 
 def test_every_shipped_event_maps(cfg):
     cs = nf.load_case_set(nf.default_cases_dir())
     d = nf.build_model_data(cs, nf.load_config())
-    assert d.x.shape[1] == len(cfg.category_names)
+    assert d.x.shape[1] == len(cfg.feature_names)
     assert np.isfinite(d.x).all() and (d.x >= 0).all()
-    assert d.trials.sum() == d.meta["at_risk_months"]
-    assert d.y.sum() == cs.outcomes["occurred"].sum()
+    assert d.trials.sum() == pytest.approx(d.meta["at_risk_months"])
+    # every occurrence is one event row, except two occurrences of a question in one month
+    occ = cs.outcomes[cs.outcomes["occurred"]].assign(
+        m=lambda f: f["occurred_on"].dt.to_period("M")
+    )
+    assert d.y.sum() == len(occ.drop_duplicates(["case_id", "outcome", "partner", "m"]))
 
 
 def _reference_categories(events, country, partner, cfg):
@@ -109,6 +148,7 @@ def _reference_categories(events, country, partner, cfg):
                 and (not cat.contexts or bool(ctx & set(cat.contexts)))
                 and not (cat.exclude_contexts and ctx & set(cat.exclude_contexts))
                 and (not cat.actor_is_case or ev.actor == country)
+                and (not cat.actor_not_case or ev.actor != country)
             )
             out[i, j] = float(ok)
     return out

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pymc as pm
 import pytest
 from tests.helpers import mock_fit
 
 import neutrality_forecast as nf
-from neutrality_forecast.forecast.horizon import simulate_joint
+from neutrality_forecast.forecast.horizon import chain_probabilities
 from neutrality_forecast.model.data import ROW_BLOCK, ModelData
+from neutrality_forecast.model.likelihood import log_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -17,96 +20,99 @@ def tiny():
     return nf.load_case_set("tests/data/tiny")
 
 
-def test_model_structure(tiny):
-    data = nf.build_model_data(tiny, nf.load_config())
-    model = nf.HazardModel(data, nf.load_config()).build_model()
-    free = {v.name for v in model.free_RVs}
-    assert {
-        "mu_alpha",
-        "z_alpha",
-        "mu_beta",
-        "w_beta",
-        "z_beta",
-        "w_case",
-        "z_case",
-        "gamma",
-    } == free
-    assert {"alpha", "beta", "u", "sigma_beta", "sigma_case"} <= set(model.named_vars)
-    assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
-    assert [p.name for p in model.potentials] == ["loglik"]
-    shapes = [model[f"design_{o}"].get_value().shape for o in data.outcomes]
-    real = [int((model[f"trials_{o}"].get_value() > 0).sum()) for o in data.outcomes]
-    assert sum(real) == data.n_rows  # every binomial row, plus empty padding rows
-    assert all(r % ROW_BLOCK == 0 for r, _ in shapes)
-    assert {c for _, c in shapes} == {1 + len(data.case_ids) + 7 + 1}
-
-
-def test_family_blocks_are_the_full_design_without_structural_zeros(tiny):
-    """The per-family products give exactly eta = Z @ theta of the full design matrix."""
-    from neutrality_forecast.update.psis import theta_draws
-
-    data = nf.build_model_data(tiny, nf.load_config())
-    rng = np.random.default_rng(0)
-    k_n, c_n, j_n = 3, len(data.case_ids), data.x.shape[1]
-    draws = {
-        "alpha": rng.normal(size=(1, k_n)), "u": rng.normal(size=(1, c_n, k_n)),
-        "beta": rng.normal(size=(1, k_n, j_n)), "gamma": rng.normal(size=(1, k_n)),
+def _random_draws(data: ModelData, rng, n=1):
+    k, f, q, p = len(data.outcomes), len(data.features), len(data.questions), len(data.partners)
+    return {
+        "alpha": rng.normal(-4, 1, size=(n, k)), "beta": rng.normal(size=(n, k, f)),
+        "u": rng.normal(size=(n, q)), "partner": rng.normal(size=(n, k, p)),
+        "rho": rng.normal(size=(n, k)), "gamma": rng.normal(size=(n, k)),
     }  # fmt: skip
-    eta_full = data.design() @ theta_draws(draws)[0]
-    theta_k = np.column_stack(
-        [draws["alpha"][0], draws["u"][0].T, draws["beta"][0], -draws["gamma"][0]]
-    )
-    inputs = data.model_inputs()
-    for k, o in enumerate(data.outcomes):
-        rows, z = data.block_design(o)
-        np.testing.assert_allclose(z @ theta_k[k], eta_full[rows], rtol=1e-12)
-        np.testing.assert_array_equal(inputs[f"y_{o}"][: len(rows)], data.y[rows])
-        np.testing.assert_array_equal(inputs[f"design_{o}"][: len(rows)], z)
+
+
+def test_model_structure(tiny):
+    cfg = nf.load_config()
+    data = nf.build_model_data(tiny, cfg)
+    model = nf.HazardModel(data, cfg).build_model()
+    free = {v.name for v in model.free_RVs}
+    assert free == {
+        "mu_alpha", "z_alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
+        "w_shared", "z_shared", "w_q", "z_q", "rho", "gamma",
+    }  # fmt: skip
+    assert {"alpha", "beta", "u", "v", "partner_effect", "sigma_beta", "sigma_q",
+            "sigma_partner", "sigma_shared"} <= set(model.named_vars)  # fmt: skip
+    assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
+    assert model.coords["question"] == tuple(data.question_labels)
+    assert [p.name for p in model.potentials] == ["loglik"]
+    z = model["design"].get_value()
+    assert z.shape[0] % ROW_BLOCK == 0
+    assert int((model["trials"].get_value() > 0).sum()) == data.n_rows  # plus empty padding
+    # the design's width does not grow with the number of cases or questions
+    k, f = len(data.outcomes), len(data.features)
+    assert z.shape[1] == 3 * k + k * f + 2 * len(data.partners)
+
+
+def test_model_potential_equals_numpy_likelihood(tiny):
+    """The PyMC potential and the NumPy likelihood (PSIS, folds, SBC) are one function."""
+    cfg = nf.load_config()
+    data = nf.build_model_data(tiny, cfg)
+    model = nf.HazardModel(data, cfg).build_model()
+    names = ["alpha", "beta", "u", "partner_effect", "rho", "gamma", "sigma_q", "sigma_shared"]
+    det = model.compile_fn([model[n] for n in names] + [model["loglik"]], inputs=model.value_vars,
+                           on_unused_input="ignore")  # fmt: skip
+    rng = np.random.default_rng(0)
+    from neutrality_forecast.model.fitted import posterior_draws
+
+    for _ in range(3):
+        point = {k: v + rng.normal(scale=0.4, size=np.shape(v))
+                 for k, v in model.initial_point().items()}  # fmt: skip
+        out = det(point)
+        import xarray as xr
+
+        ds = xr.Dataset(
+            {n: (("chain", "draw", *[f"d{n}{i}" for i in range(np.ndim(v))]), np.asarray(v)[None, None])
+             for n, v in zip(names, out[:-1], strict=True)}
+        )  # fmt: skip
+        draws = posterior_draws(ds, data)
+        assert log_likelihood(draws, data)[0] == pytest.approx(float(out[-1]), rel=1e-10)
+    # evidence-free inputs zero exactly the covariate block, and excluded cases drop rows
     dropped = data.model_inputs(exclude_cases=[data.case_ids[0]], evidence=False)
-    n_left = sum(int((dropped[f"trials_{o}"] > 0).sum()) for o in data.outcomes)
-    assert n_left == int((data.case_idx != 0).sum())
-    assert all(not dropped[f"design_{o}"][:, 1 + c_n : 1 + c_n + j_n].any() for o in data.outcomes)
+    k = len(data.outcomes)
+    lo = k + len(data.recurrent_outcomes) * len(data.partners)
+    assert not dropped["design"][:, lo : lo + k * len(data.features)].any()
+    assert int((dropped["trials"] > 0).sum()) == int((data.case_idx != 0).sum())
 
 
 def _disaggregated(data: ModelData) -> ModelData:
-    """Expand binomial rows back to one Bernoulli row per at-risk month."""
-    reps = data.trials.astype(int)
-    y = np.concatenate(
-        [np.r_[np.ones(k), np.zeros(n - k)] for n, k in zip(reps, data.y, strict=True)]
-    )
-    return ModelData(
-        case_ids=data.case_ids, outcomes=data.outcomes, categories=data.categories,
-        link_outcomes=data.link_outcomes, questions=data.questions,
-        case_idx=np.repeat(data.case_idx, reps), outcome_idx=np.repeat(data.outcome_idx, reps),
-        x=np.repeat(data.x, reps, axis=0), standing=np.repeat(data.standing, reps),
-        trials=np.ones(reps.sum(), dtype=np.int64), y=y.astype(np.int64),
+    """Expand binomial rows back to one row per at-risk month (fractions kept)."""
+    reps = np.ceil(data.trials - 1e-9).astype(int)
+    trials = np.concatenate(
+        [np.r_[np.ones(int(np.floor(n + 1e-9))), [n - np.floor(n + 1e-9)] if n % 1 > 1e-9 else []]
+         for n in data.trials]
+    )  # fmt: skip
+    y = np.concatenate([np.r_[np.ones(int(k)), np.zeros(r - int(k))] for r, k in zip(reps, data.y, strict=True)])
+    rep = lambda a: np.repeat(a, reps, axis=0)  # noqa: E731
+    return dataclasses.replace(
+        data, q_idx=rep(data.q_idx), outcome_idx=rep(data.outcome_idx),
+        partner_idx=rep(data.partner_idx), x=rep(data.x), standing=rep(data.standing),
+        recurrence=rep(data.recurrence), trials=trials, y=y,
     )  # fmt: skip
 
 
 def test_aggregated_likelihood_is_exact(tiny):
     cfg = nf.load_config()
     agg = nf.build_model_data(tiny, cfg)
-    assert agg.n_rows < agg.meta["at_risk_months"]
-    m_agg = nf.HazardModel(agg, cfg).build_model()
-    m_full = nf.HazardModel(_disaggregated(agg), cfg).build_model()
-    f_agg, f_full = m_agg.compile_logp(), m_full.compile_logp()
-    rng = np.random.default_rng(3)
-    diffs = []
-    for _ in range(3):
-        point = {
-            k: v + rng.normal(scale=0.3, size=np.shape(v)) for k, v in m_agg.initial_point().items()
-        }
-        diffs.append(f_agg(point) - f_full(point))
-    # Binomial and Bernoulli differ only by the constant log C(n, y)
-    assert np.ptp(diffs) == pytest.approx(0.0, abs=1e-8)
+    assert agg.n_rows < agg.meta["month_rows"]
+    full = _disaggregated(agg)
+    draws = _random_draws(agg, np.random.default_rng(3), n=3)
+    np.testing.assert_allclose(log_likelihood(draws, agg), log_likelihood(draws, full), rtol=1e-10)
 
 
 def test_signed_scales_define_the_reference_posterior(tiny):
     """Library parameterisation == textbook model, up to the change-of-variables Jacobian.
 
-    At matching points (w = sigma / s, same z), log p_ref - log p_lib equals
-    sum log(sigma / s) + log 2 per scale (half-normal on log sigma vs normal on w) plus the
-    binomial constants: the difference minus sum log sigma must be the same at every point.
+    At matching points (w = sigma / s, same z), log p_ref - log p_lib equals the sum of
+    log(sigma / s) + log 2 per half-normal scale: the difference minus sum log sigma must be
+    the same at every point.
     """
     from neutrality_forecast.model.reference import ReferenceHazardModel
 
@@ -116,29 +122,23 @@ def test_signed_scales_define_the_reference_posterior(tiny):
     ref = ReferenceHazardModel(data, cfg).build_model()
     f_lib, f_ref = lib.compile_logp(), ref.compile_logp()
     p = cfg.model.priors
+    scales = {"beta": p.beta_sigma_scale, "partner": p.partner_sigma_scale,
+              "shared": 0.5 * p.case_sigma_scale, "q": p.case_sigma_scale}  # fmt: skip
     rng = np.random.default_rng(11)
     diffs = []
     for _ in range(4):
-        pt_ref = {
-            k: v + rng.normal(scale=0.5, size=np.shape(v)) for k, v in ref.initial_point().items()
-        }
-        sb, sc = np.exp(pt_ref["sigma_beta_log__"]), np.exp(pt_ref["sigma_case_log__"])
+        pt_ref = {k: v + rng.normal(scale=0.5, size=np.shape(v))
+                  for k, v in ref.initial_point().items()}  # fmt: skip
         pt_lib = {k: v for k, v in pt_ref.items() if not k.endswith("_log__")}
-        pt_lib["w_beta"] = sb / p.beta_sigma_scale
-        pt_lib["w_case"] = sc / p.case_sigma_scale
-        jac = np.log(sb) + np.log(sc).sum()
+        jac = 0.0
+        for name, s in scales.items():
+            sig = np.exp(pt_ref[f"sigma_{name}_log__"])
+            pt_lib[f"w_{name}"] = sig / s
+            jac += np.log(sig).sum()
         diffs.append(f_ref(pt_ref) - f_lib(pt_lib) - jac)
-        # the mirror point (-w, -z) has the same density
-        mirror = dict(pt_lib, w_case=-pt_lib["w_case"], z_case=-pt_lib["z_case"])
+        mirror = dict(pt_lib, w_shared=-pt_lib["w_shared"], z_shared=-pt_lib["z_shared"])
         assert f_lib(mirror) == pytest.approx(f_lib(pt_lib), abs=1e-9)
     assert np.ptp(diffs) == pytest.approx(0.0, abs=1e-8)
-    # and the deterministic effects agree
-    lib_u = lib.compile_fn(lib["u"], inputs=[lib["w_case"], lib["z_case"]])
-    ref_u = ref.compile_fn(ref["u"], inputs=[ref["sigma_case"], ref["z_case"]])
-    np.testing.assert_allclose(
-        lib_u({"w_case": pt_lib["w_case"], "z_case": pt_lib["z_case"]}),
-        ref_u({"sigma_case": sc, "z_case": pt_lib["z_case"]}),
-    )
 
 
 def test_prior_base_rate_is_plausible(tiny):
@@ -151,27 +151,24 @@ def test_prior_base_rate_is_plausible(tiny):
     assert 0.01 < yearly < 0.2  # median prior: a realignment every 5-100 years
 
 
-def test_simulate_joint_matches_closed_form():
+def test_chain_matches_closed_form_with_exposures():
     h = np.full((4, 24), 0.05)
-    out = simulate_joint(
-        [(h, h)], resolved=[False], linked=[False], revision=None, neutral_standing=False
-    )
-    t = np.arange(1, 25)
-    np.testing.assert_allclose(out[0, :, 1], 1 - 0.95**t)
+    e = np.r_[0.4, np.ones(23)]
+    out = chain_probabilities([(h, h)], e, start=(0,), linked=[False], revision=None,
+                              neutral_standing=False)  # fmt: skip
+    np.testing.assert_allclose(out[0, :, 1], 1 - 0.95 ** np.cumsum(e))
     np.testing.assert_allclose(out.sum(-1), 1.0)
 
 
-def test_simulate_joint_link_lifts_penalty_after_revision():
+def test_chain_link_lifts_penalty_after_revision():
     n = np.full((1, 12), 0.2)
     basing_free, basing_stand = np.full((1, 12), 0.1), np.full((1, 12), 0.01)
-    out = simulate_joint(
-        [(n, n), (basing_free, basing_stand)],
-        resolved=[False, False], linked=[False, True], revision=0, neutral_standing=True,
+    out = chain_probabilities(
+        [(n, n), (basing_free, basing_stand)], np.ones(12), start=(0, 0),
+        linked=[False, True], revision=0, neutral_standing=True,
     )  # fmt: skip
     p = out[0, -1]  # index = bit0 (revision) + 2 * bit1 (basing)
-    p_b_given_n = p[3] / (p[1] + p[3])
-    p_b_given_not_n = p[2] / (p[0] + p[2])
-    assert p_b_given_n > 3 * p_b_given_not_n
+    assert p[3] / (p[1] + p[3]) > 3 * p[2] / (p[0] + p[2])
     np.testing.assert_allclose(out.sum(-1), 1.0)
 
 
@@ -179,28 +176,36 @@ def test_forecast_tables_with_mock_fit(tiny, monkeypatch):
     fitted = mock_fit(tiny, monkeypatch=monkeypatch)
     fc = nf.make_forecast(fitted, "XTC", horizons=[3, 6, 12, 24])
     t = fc.table
-    assert list(t.columns[:12]) == [
-        "case_id", "outcome", "partner", "as_of", "horizon_months", "target_date",
-        "p_mean", "p_median", "p_q05", "p_q95", "status", "occurred_on",
+    assert list(t.columns[:16]) == [
+        "case_id", "outcome", "partner", "question", "headline", "as_of", "horizon_months",
+        "target_date", "p_mean", "p_median", "p_q05", "p_q95", "status", "occurred_on",
+        "occurrences", "last_occurred_on",
     ]  # fmt: skip
-    for _, grp in t.groupby("outcome"):
+    for _, grp in t.groupby("question"):
         assert grp.sort_values("horizon_months")["p_mean"].is_monotonic_increasing
         assert (grp["p_q05"] <= grp["p_median"]).all() and (grp["p_median"] <= grp["p_q95"]).all()
-    sums = fc.joint.groupby("horizon_months")["p_mean"].sum()
-    np.testing.assert_allclose(sums, 1.0)
-    assert len(fc.joint) == 4 * 8
-    cond = fc.conditional
-    assert "P(foreign_basing | neutrality_revision)" in set(cond["quantity"])
-    # per-draw joint sums to one too
+    np.testing.assert_allclose(fc.joint.groupby("horizon_months")["p_mean"].sum(), 1.0)
+    assert len(fc.joint) == 4 * 2**3  # XTC's three questions are the headline ones
+    assert any("| neutrality_revision)" in q for q in fc.conditional["quantity"])
     np.testing.assert_allclose(fc.draws["joint"].sum("combo"), 1.0)
+    # marginals from the pair chains equal the headline joint's marginals
+    for label in fc.table["question"].unique():
+        for h in (3, 24):
+            jh = fc.joint[fc.joint["horizon_months"] == h]
+            m = jh[jh[label] == 1]["p_mean"].sum()
+            row = t[(t["question"] == label) & (t["horizon_months"] == h)]
+            assert m == pytest.approx(row["p_mean"].iloc[0], rel=1e-9)
 
 
-def test_resolved_outcomes_not_forecast(tiny, monkeypatch):
+def test_resolved_revision_and_recurrent_after_occurrence(tiny, monkeypatch):
     fitted = mock_fit(tiny, monkeypatch=monkeypatch)
-    t = nf.make_forecast(fitted, "XTA").table
-    assert set(t["status"]) == {"resolved"}
-    assert (t["p_mean"] == 1.0).all()
-    assert set(t["occurred_on"]) == {"2014-06-15", "2015-03-01"}
+    t = nf.make_forecast(fitted, "XTA").table.set_index("question")
+    rev = t.loc["XTA|neutrality_revision"]
+    assert set(rev["status"]) == {"resolved"} and (rev["p_mean"] == 1.0).all()
+    assert set(rev["occurred_on"]) == {"2014-06-15"}
+    acc = t.loc["XTA|security_accord|USA"]  # happened in 2015: a new one is forecast
+    assert set(acc["status"]) == {"forecast"} and (acc["p_mean"] < 1).all()
+    assert set(acc["last_occurred_on"]) == {"2015-03-01"}
 
 
 def test_as_of_uses_only_past_evidence(tiny):
@@ -211,3 +216,8 @@ def test_as_of_uses_only_past_evidence(tiny):
     assert not cut.outcomes_of("XTA")["occurred"].any()  # both occurred later
     assert cut.case("XTA")["window_end"] == when
     assert len(cut.events_of("XTB")) == len(tiny.events_of("XTB"))  # others untouched
+    rt, _ = prepare(tiny, "XTA", "2014-01-31", real_time=True)
+    assert rt.events["date"].max() <= when  # real time: every case cut
+    assert set(rt.case_ids) == {"XTA", "XTB", "XTC"}
+    assert rt.case("XTB")["window_end"] == when
+    assert rt.outcomes_of("XTB")["occurred"].any()  # XTB's 2013 basing was known by then

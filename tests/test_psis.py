@@ -17,7 +17,6 @@ from neutrality_forecast.update import (
     psis_reweight,
     resample_idata,
     systematic_resample,
-    theta_draws,
     update_log_ratios,
 )
 
@@ -29,22 +28,25 @@ def fitted(tiny_dir, monkeypatch):
 
 def test_log_likelihood_matches_indexed_form(fitted):
     d, draws = fitted.data, fitted.draws()
-    ll = log_likelihood(theta_draws(draws), d)
-    k, c = d.outcome_idx, d.case_idx
+    ll = log_likelihood(draws, d)
+    k, q, p = d.outcome_idx, d.q_idx, d.partner_idx
+    partner = np.where(p >= 0, draws["partner"][:, k, np.maximum(p, 0)], 0.0)
     eta = (
         draws["alpha"][:, k]
-        + draws["u"][:, c, k]
+        + partner
+        + draws["u"][:, q]
         + np.einsum("srj,rj->sr", draws["beta"][:, k, :], d.x)
+        + draws["rho"][:, k] * d.recurrence
         - draws["gamma"][:, k] * d.standing
     )
     ref = (d.y * eta - d.trials * np.logaddexp(0, eta)).sum(axis=1)
     np.testing.assert_allclose(ll, ref, rtol=1e-10)
 
 
-def test_log_likelihood_refuses_other_structure(fitted, tiny_dir):
+def test_update_refuses_other_structure(fitted, tiny_dir):
     other = nf.build_model_data(nf.load_case_set(tiny_dir).subset(["XTA", "XTB"]), fitted.config)
-    with pytest.raises(ValueError, match="structure"):
-        log_likelihood(theta_draws(fitted.draws()), other)
+    with pytest.raises(ValueError, match="questions|case list"):
+        update_log_ratios(fitted.draws(), fitted.data, other, ["XTA"])
 
 
 def test_unchanged_data_gives_uniform_weights():
@@ -133,11 +135,11 @@ def test_update_log_ratios_equal_full_likelihood_difference(fitted, tiny_dir):
     """Only the changed cases' rows are evaluated, and the result is exact."""
     old = nf.load_case_set(tiny_dir)
     new = _with_event_changes(old)
-    theta = theta_draws(fitted.draws())
+    draws = fitted.draws()
     new_data = nf.build_model_data(new, fitted.config)
     changed = changed_cases(old, new)
-    ratio = update_log_ratios(theta, fitted.data, new_data, changed)
-    full = log_likelihood(theta, new_data) - log_likelihood(theta, fitted.data)
+    ratio = update_log_ratios(draws, fitted.data, new_data, changed)
+    full = log_likelihood(draws, new_data) - log_likelihood(draws, fitted.data)
     assert set(changed) == {"XTA", "XTB", "XTC"}
     np.testing.assert_allclose(ratio, full, rtol=1e-9, atol=1e-9)
     assert np.ptp(ratio) > 0  # the changes do move the likelihood

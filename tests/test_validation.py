@@ -16,8 +16,8 @@ from neutrality_forecast.validation import (
     power_scaling_sensitivity,
     prior_base_rates,
     sbc,
+    draws_from,
     simulate_counts,
-    theta_from,
 )
 
 
@@ -33,23 +33,23 @@ def test_prior_predictive_base_rates_plausible(tiny):
     assert (rates["p_year_q95"] < 0.9).all()  # certainty within a year is not
 
 
-def test_theta_and_simulation_consistent(tiny):
+def test_draws_and_simulation_consistent(tiny):
     from neutrality_forecast.validation import _prior
 
     cfg = nf.load_config()
     data = nf.build_model_data(tiny, cfg)
     prior = _prior(nf.HazardModel(data, cfg).build_model(), draws=3, random_seed=1)
-    theta = theta_from(prior.prior, data)
-    assert theta.shape == (3, data.design().shape[1])
-    y = simulate_counts(data, theta[0], np.random.default_rng(0))
-    assert y.shape == data.y.shape and (y <= data.trials).all() and (y >= 0).all()
+    draws = draws_from(prior.prior, data)
+    assert draws["u"].shape == (3, len(data.questions))
+    y = simulate_counts(data, draws, 0, np.random.default_rng(0))
+    assert y.shape == data.y.shape and (y <= np.ceil(data.trials)).all() and (y >= 0).all()
 
 
 def test_sbc_smoke(tiny):
     ranks, tests = sbc(tiny, nf.load_config(), n_sims=3, draws=100, tune=100, chains=1, thin_to=19)
     assert set(ranks["sim"]) == {0, 1, 2}
     assert ranks["rank"].between(0, 19).all()
-    assert {"mu_alpha", "sigma_beta", "gamma[0]"} <= set(tests["param"])
+    assert {"mu_alpha", "sigma_beta", "gamma[0]", "rho[0]", "sigma_partner"} <= set(tests["param"])
 
 
 @pytest.mark.slow

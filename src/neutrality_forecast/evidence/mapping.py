@@ -43,7 +43,7 @@ def counterpart_role(
     ``domestic`` (the state acting on itself), ``partner`` (the outcome's partner or one of
     its proxies; when the partner leads the western bloc (``roles.bloc_leaders``), any western
     state or organisation; for partner-less outcomes any of ``roles.partnerless_partner``),
-    ``threat``, ``west`` (the West/NATO when the partner is not western), ``rival`` (another
+    ``threat``, ``west`` (the West/NATO unless the partner leads it), ``rival`` (another
     great power) and ``other``.
     """
     if actor == country and recipient == country:
@@ -62,7 +62,7 @@ def counterpart_role(
             else (counterpart in r.partnerless_partner or power in r.partnerless_partner)
         ),
         "threat": counterpart in r.threats,
-        "west": counterpart in r.west and partner not in r.west,
+        "west": counterpart in r.west and not (partner in r.west and partner in r.bloc_leaders),
         "rival": power in r.great_powers and power != partner,
         "other": True,
     }

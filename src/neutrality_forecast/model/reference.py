@@ -24,8 +24,10 @@ class ReferenceHazardModel:
 
         \sigma \sim \mathcal N^+(s), \qquad \text{effect} = \sigma z,
 
-    for ``sigma_beta``, ``sigma_partner``, ``sigma_shared`` and ``sigma_q``, without the
-    row padding. It is not used to forecast. It exists so that (a) ``benchmarks/run.py``
+    for ``sigma_beta``, ``sigma_partner``, ``sigma_shared`` and ``sigma_q``, and every term
+    of the linear predictor gathered by index (no dense design, no row padding):
+    :math:`\eta_r = \alpha_{k_r} + \pi_{k_r p_r} + u_{q_r} + x_r^\top\beta_{k_r}
+    + \rho_{k_r} r_r - \gamma_{k_r} s_r`. It is not used to forecast. It exists so that (a) ``benchmarks/run.py``
     can measure the library's default fit against PyMC's default NUTS on the model as
     commonly written, and (b) tests can check that the library's parameterisation defines
     the same posterior (the log densities differ only by the Jacobian of the change of
@@ -39,7 +41,6 @@ class ReferenceHazardModel:
     def build_model(self) -> pm.Model:
         """The PyMC model."""
         d, p = self.data, self.config.model.priors
-        inputs = d.model_inputs(pad_to=d.n_rows) if d.n_rows else d.model_inputs()
         q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
         q_case = np.array([q.case_idx for q in d.questions], dtype=int)
         coords = {
@@ -48,12 +49,12 @@ class ReferenceHazardModel:
             "recurrent_outcome": d.recurrent_outcomes, "link_outcome": d.link_outcomes,
         }  # fmt: skip
         with pm.Model(coords=coords) as model:
-            x = pm.Data("x", inputs["x"])
-            k = pm.Data("outcome_idx", inputs["outcome_idx"])
-            slot = pm.Data("partner_slot", inputs["partner_slot"])
-            q = pm.Data("q_idx", inputs["q_idx"])
-            rec = pm.Data("recurrence", inputs["recurrence"])
-            standing = pm.Data("standing", inputs["standing"])
+            x = pm.Data("x", d.x)
+            k = pm.Data("outcome_idx", d.outcome_idx)
+            slot = pm.Data("partner_slot", d.partner_slot)
+            q = pm.Data("q_idx", d.q_idx)
+            rec = pm.Data("recurrence", d.recurrence)
+            standing = pm.Data("standing", d.standing)
 
             mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
             z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="outcome")
@@ -77,6 +78,6 @@ class ReferenceHazardModel:
                 alpha[k] + slots[slot] + u[q] + (x * beta[k]).sum(axis=-1)
                 + rho_k[k] * rec - gamma_k[k] * standing
             )  # fmt: skip
-            y, n = inputs["y"], inputs["trials"]
+            y, n = pm.Data("y", d.y), pm.Data("trials", d.trials)
             pm.Potential("loglik", pt.sum(y * eta - n * pt.softplus(eta)))
         return model
