@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from neutrality_forecast.cli import app
 
 runner = CliRunner()
-# prior draws: 2 x 500 independent draws pass the gate's ESS >= 400
-FAST = ["--case", "XTC", "--sampler", "pymc", "--draws", "500", "--chains", "2"]
+# prior draws: 2 x 1500 independent draws pass the gate (ESS >= 400; R-hat of ~60
+# quantities below 1.01 by a margin)
+FAST = ["--case", "XTC", "--sampler", "pymc", "--draws", "1500", "--chains", "2"]
 NEW_EVENT = (
     "XTC-E900,XTC,2018-03-05,day,XTC,CHN,COOPERATE,military,Test fixture,A,1,"
     "Fictional: new defence talks.,meet,tests\n"

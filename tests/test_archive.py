@@ -105,7 +105,7 @@ def test_added_event_creates_second_run_naming_it(published):
 
 def test_psis_path_reweights_the_last_full_fit(tiny_copy, tmp_path, mock_sampling):
     archive = tmp_path / "archive"
-    kw = dict(archive=archive, case_id="XTC", sampler="pymc", draws=500, chains=2,
+    kw = dict(archive=archive, case_id="XTC", sampler="pymc", draws=1500, chains=2,
               progressbar=False, psis=LOOSE)  # fmt: skip
     r1 = reforecast(tiny_copy, **kw)
     add_event(tiny_copy)
@@ -117,7 +117,7 @@ def test_psis_path_reweights_the_last_full_fit(tiny_copy, tmp_path, mock_samplin
     p = payload(r2.path)
     assert p["update"]["path"] == "psis" and p["provenance"]["sampler"].startswith("psis")
     post = nf.load_fitted(r2.path / "posterior.nc", nf.load_case_set(tiny_copy))
-    assert post.idata.posterior.sizes["draw"] == 500
+    assert post.idata.posterior.sizes["draw"] == 1500
     # a further event: reweights the same full fit (not the resampled posterior)
     add_event(tiny_copy, OTHER_CASE_EVENT)
     r3 = reforecast(tiny_copy, **kw)
@@ -131,7 +131,7 @@ def test_psis_path_reweights_the_last_full_fit(tiny_copy, tmp_path, mock_samplin
 
 def test_psis_rejected_falls_back_to_refit(tiny_copy, tmp_path, mock_sampling):
     archive = tmp_path / "archive"
-    kw = dict(archive=archive, case_id="XTC", sampler="pymc", draws=500, chains=2,
+    kw = dict(archive=archive, case_id="XTC", sampler="pymc", draws=1500, chains=2,
               progressbar=False)  # fmt: skip
     reforecast(tiny_copy, **kw)
     add_event(tiny_copy)
@@ -163,7 +163,7 @@ def test_config_change_triggers_a_new_run(published):
     result = runner.invoke(
         app,
         ["reforecast", "--cases", str(cases), "--archive", str(archive), "--case", "XTC",
-         "--sampler", "pymc", "--draws", "501", "--chains", "2"],
+         "--sampler", "pymc", "--draws", "1501", "--chains", "2"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     run = archive / "runs" / runs(archive)[-1]

@@ -35,7 +35,7 @@ def test_model_structure(tiny):
     model = nf.HazardModel(data, cfg).build_model()
     free = {v.name for v in model.free_RVs}
     assert free == {
-        "mu_alpha", "z_alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
+        "mu_alpha", "alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
         "w_shared", "z_shared", "w_q", "z_q", "rho", "gamma",
     }  # fmt: skip
     assert {"alpha", "beta", "u", "v", "partner_effect", "sigma_beta", "sigma_q",
@@ -43,12 +43,14 @@ def test_model_structure(tiny):
     assert model.coords["outcome"] == ("neutrality_revision", "security_accord", "foreign_basing")
     assert model.coords["question"] == tuple(data.question_labels)
     assert [p.name for p in model.potentials] == ["loglik"]
-    z = model["design"].get_value()
-    assert z.shape[0] % ROW_BLOCK == 0
-    assert int((model["trials"].get_value() > 0).sum()) == data.n_rows  # plus empty padding
-    # the design's width does not grow with the number of cases or questions
-    k, f = len(data.outcomes), len(data.features)
-    assert z.shape[1] == 3 * k + k * f + 2 * len(data.partners)
+    real = 0
+    for k, o in enumerate(data.outcomes):
+        z = model[f"design_{o}"].get_value()
+        assert z.shape[0] % ROW_BLOCK == 0
+        real += int((model[f"trials_{o}"].get_value() > 0).sum())
+        # the width does not grow with the number of cases or questions
+        assert z.shape[1] == len(data.family_columns(k)) <= 1 + 6 + len(data.features) + 2
+    assert real == data.n_rows  # every binomial row, plus empty padding rows
 
 
 def test_model_potential_equals_numpy_likelihood(tiny):
@@ -76,10 +78,14 @@ def test_model_potential_equals_numpy_likelihood(tiny):
         assert log_likelihood(draws, data)[0] == pytest.approx(float(out[-1]), rel=1e-10)
     # evidence-free inputs zero exactly the covariate block, and excluded cases drop rows
     dropped = data.model_inputs(exclude_cases=[data.case_ids[0]], evidence=False)
-    k = len(data.outcomes)
-    lo = k + len(data.recurrent_outcomes) * len(data.partners)
-    assert not dropped["design"][:, lo : lo + k * len(data.features)].any()
-    assert int((dropped["trials"] > 0).sum()) == int((data.case_idx != 0).sum())
+    n_left = 0
+    for k, o in enumerate(data.outcomes):
+        cols = data.family_columns(k)
+        xcols = [i for i, c in enumerate(cols) if c.startswith("x:")]
+        assert not dropped[f"design_{o}"][:, xcols].any()
+        assert dropped[f"design_{o}"][:, 0].sum() == (dropped[f"trials_{o}"] > 0).sum()
+        n_left += int((dropped[f"trials_{o}"] > 0).sum())
+    assert n_left == int((data.case_idx != 0).sum())
 
 
 def _disaggregated(data: ModelData) -> ModelData:

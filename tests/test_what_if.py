@@ -15,9 +15,8 @@ from typer.testing import CliRunner
 import neutrality_forecast as nf
 from neutrality_forecast.casesets import CaseSetError
 from neutrality_forecast.cli import app
-from neutrality_forecast.evidence import month_index
 from neutrality_forecast.model import build_model_data
-from neutrality_forecast.scenario import read_scenario_events, scenario_inflow
+from neutrality_forecast.scenario import read_scenario_events, scenario_evidence
 
 COLS = ["event_id", "case_id", "date", "date_precision", "actor", "recipient", "event_type",
         "contexts", "source", "source_reliability", "info_credibility", "summary"]  # fmt: skip
@@ -47,7 +46,7 @@ def fitted(cases):
 
 def test_table_is_baseline_scenario_and_per_draw_difference(fitted):
     res = nf.what_if(fitted, frame(event()), case_id="XTC")
-    need = {"outcome", "partner", "horizon_months", "baseline_mean", "baseline_q05",
+    need = {"question", "outcome", "partner", "horizon_months", "baseline_mean", "baseline_q05",
             "baseline_q95", "scenario_mean", "scenario_q05", "scenario_q95", "diff_mean",
             "diff_q05", "diff_q95", "p_increase"}  # fmt: skip
     assert need <= set(res.table.columns)
@@ -59,51 +58,49 @@ def test_table_is_baseline_scenario_and_per_draw_difference(fitted):
     d = (res.scenario.draws["p"] - res.baseline.draws["p"]).values
     assert res.baseline.draws["p"].sizes == res.scenario.draws["p"].sizes
     row = res.table.query("outcome == 'foreign_basing' and horizon_months == 24").iloc[0]
-    j = list(res.baseline.draws["outcome"].values).index("foreign_basing")
+    j = list(res.baseline.draws["question"].values).index("XTC|foreign_basing|CHN")
     h = list(res.baseline.draws["horizon"].values).index(24)
     assert row["diff_mean"] == pytest.approx(d[:, h, j].mean())
     assert row["diff_q05"] == pytest.approx(np.quantile(d[:, h, j], 0.05))
     assert row["diff_q95"] == pytest.approx(np.quantile(d[:, h, j], 0.95))
     # a cooperative military accord with China feeds partner_security for the basing question
     assert set(res.contributions["category"]) >= {"partner_security"}
-    # event dated 2018-09 with a one-month lag cannot move the 3-month forecast (Jul-Sep)
+    # event dated 2018-09 with a one-month lag cannot move the 3-month forecast (to 30 Sep)
     assert res.table.query("horizon_months == 3")["diff_mean"].abs().max() == 0.0
 
 
-def test_extra_inflow_matches_a_real_event_exactly(fitted, cases):
+def test_extra_evidence_matches_a_real_event_exactly(fitted, cases):
     real = cases.events[cases.events["event_id"] == "XTC-E006"].copy()
     hyp = real.assign(event_id="HYP-COPY")
     hyp["date"] = hyp["date"].dt.strftime("%Y-%m-%d")
     typed, case_id, when = read_scenario_events(hyp, cases, horizons=[3, 12])
-    extra = scenario_inflow(fitted, typed, case_id, as_of=when, max_horizon=12)
-    for q in fitted.data.questions:
-        if q.case_id != "XTC":
-            continue
-        arr = extra[q.outcome]
-        assert arr.shape == (
-            month_index(when) + 12 - q.first_month + 1,
-            len(fitted.data.categories),
-        )
+    extra = scenario_evidence(fitted, typed, case_id, as_of=when, max_horizon=12)
+    for q in fitted.data.questions_of("XTC"):
+        ev = extra[q.label]
+        m_end = when.year * 12 + when.month - 1 + 12
+        assert ev.inflow.shape == (m_end - q.first_month + 1, len(fitted.data.categories))
         i = q.evidence.event_ids.index("XTC-E006")
         m = q.evidence.event_months[i] - q.first_month
-        np.testing.assert_allclose(arr[m], q.evidence.contributions[i])
-        assert np.count_nonzero(arr.sum(axis=1)) <= 1
+        np.testing.assert_allclose(ev.inflow[m], q.evidence.contributions[i])
+        np.testing.assert_allclose(ev.volume[m], q.evidence.weights[i])
+        assert np.count_nonzero(ev.inflow.sum(axis=1)) <= 1
 
 
 def test_past_hypothetical_event_equals_coding_it(cases, monkeypatch):
-    """Adding an old event via extra_inflow == refitting-free forecast with the event coded."""
-    cfg = nf.load_config().with_updates(intensity={"normalise": False})
+    """Adding an old event as a scenario == the forecast with the event coded (same draws)."""
+    cfg = nf.load_config()
     fitted = mock_fit(cases, cfg, draws=40, chains=2, monkeypatch=monkeypatch)
     ev = frame(event(date="2014-05-20", event_type="COOPERATE", contexts="military"))
-    res = nf.what_if(fitted, ev, case_id="XTC")  # older than the 24-month recent-rate window
+    res = nf.what_if(fitted, ev, case_id="XTC")  # older than the 24-month recent window
     typed = res.events.copy()
     for col in ("source_reliability", "info_credibility", "date_precision", "event_type"):
         typed[col] = typed[col].astype(str)
     coded = fitted.case_set.with_events(typed)
-    refit = dataclasses.replace(fitted, case_set=coded, data=build_model_data(coded, cfg))
+    refit = dataclasses.replace(fitted, case_set=coded, data=build_model_data(coded, cfg),
+                                extra={})  # fmt: skip
     direct = nf.make_forecast(refit, "XTC")
     np.testing.assert_allclose(res.table["scenario_mean"], direct.table["p_mean"], rtol=1e-10)
-    assert (res.table["diff_mean"] > 0).any()
+    assert (res.table["diff_mean"].abs() > 0).any()  # it moves the forecast
 
 
 @pytest.mark.parametrize(

@@ -156,6 +156,11 @@ class ModelData:
         return len(self.y)
 
     @property
+    def categories(self) -> list[str]:
+        """Evidence categories (the columns of each question's inflow)."""
+        return self.config.evidence.category_names if self.config is not None else []
+
+    @property
     def question_labels(self) -> list[str]:
         """``CASE|outcome|PARTNER`` of every question, in parameter order."""
         return [q.label for q in self.questions]
@@ -188,9 +193,9 @@ class ModelData:
         exclude_cases: list[str] | tuple[str, ...] = (),
         evidence: bool = True,
         y: np.ndarray | None = None,
-        pad_to: int | None = None,
+        pad_to: dict[str, int] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Arrays for the model's data containers, padded with empty rows.
+        """Per-family arrays ``design_<o>, q_<o>, trials_<o>, y_<o>``, padded with empty rows.
 
         Parameters
         ----------
@@ -201,51 +206,64 @@ class ModelData:
             False zeroes the evidence covariates: the evidence-free twin.
         y : ndarray, optional
             Event counts per row replacing the observed ones (simulation-based checks).
-        pad_to : int, optional
-            Pad to this many rows (default :func:`padded_rows` of the kept rows).
+        pad_to : dict, optional
+            Rows per family after padding (default :func:`padded_rows` of the kept rows).
 
         """
         keep = ~self.rows_of(list(exclude_cases)) if exclude_cases else np.ones(self.n_rows, bool)
         y = self.y if y is None else np.asarray(y)
-        n = int(keep.sum())
-        pad = (pad_to or padded_rows(n)) - n
-        if pad < 0:
-            raise ValueError(f"pad_to={pad_to} is smaller than the {n} rows")
-        z = self.fixed_design(evidence=evidence)[keep]
+        out: dict[str, np.ndarray] = {}
+        for k, o in enumerate(self.outcomes):
+            rows = np.flatnonzero((self.outcome_idx == k) & keep)
+            n = len(rows)
+            target = (pad_to or {}).get(o) if isinstance(pad_to, dict) else None
+            pad = (target or padded_rows(n)) - n
+            if pad < 0:
+                raise ValueError(f"pad_to[{o!r}]={target} is smaller than the {n} rows")
+            z = self.family_design(k, evidence=evidence)[rows]
+            out[f"design_{o}"] = np.pad(z, ((0, pad), (0, 0))).astype(float)
+            out[f"q_{o}"] = np.pad(self.q_idx[rows], (0, pad)).astype(np.int64)
+            out[f"trials_{o}"] = np.pad(self.trials[rows], (0, pad)).astype(float)
+            out[f"y_{o}"] = np.pad(y[rows], (0, pad)).astype(float)
+        return out
 
-        def _pad(a: np.ndarray, value=0) -> np.ndarray:
-            width = [(0, pad)] + [(0, 0)] * (a.ndim - 1)
-            return np.pad(a, width, constant_values=value)
+    def family_columns(self, k: int) -> list[str]:
+        """Column names of :meth:`family_design` for family ``k``."""
+        o = self.outcomes[k]
+        cols = ["intercept"]
+        if o in self.recurrent_outcomes:
+            cols += [f"partner:{p}" for p in self.partners]
+        cols += [f"x:{f}" for f in self.features]
+        if o in self.recurrent_outcomes:
+            cols.append("recurrence")
+        if o in self.link_outcomes:
+            cols.append("standing")
+        return cols
 
-        return {
-            "design": _pad(z).astype(float),
-            "q_idx": _pad(self.q_idx[keep]).astype(np.int64),
-            "trials": _pad(self.trials[keep]).astype(float),
-            "y": _pad(y[keep]).astype(float),
-        }
+    def family_design(self, k: int, *, evidence: bool = True) -> np.ndarray:
+        """Design of family ``k``'s population terms for *every* row (zero elsewhere).
 
-    def fixed_design(self, *, evidence: bool = True) -> np.ndarray:
-        """Design of the population terms: ``eta = Z @ theta + u[q]`` (see HazardModel).
-
-        Columns, in order: family one-hot (K) for ``alpha``; partner one-hot per recurrent
-        family (R*P, family-major) for the partner effects; covariates times family one-hot
-        (K*F, family-major) for ``beta``; recurrence times family one-hot (K) for ``rho``;
-        standing times family one-hot (K) for ``-gamma``. Its width depends on families,
-        partners and features, never on the number of cases or questions: the question
-        effects are gathered by index instead.
+        Columns (:meth:`family_columns`): intercept (``alpha_k``); partner one-hot
+        (recurrent families: partner effects); covariates (``beta_k``); recurrence
+        (``rho_k``, recurrent families); standing (``-gamma_k``, linked families). With the
+        question effects gathered by index, ``eta = Z_k @ theta_k + u[q]``. The width
+        depends on partners and features, never on the number of cases or questions, and
+        each family's rows carry only that family's columns (no structural zeros).
         """
-        n, k_n, f_n = self.n_rows, len(self.outcomes), self.x.shape[1]
-        rows = np.arange(n)
-        onehot = np.zeros((n, k_n))
-        onehot[rows, self.outcome_idx] = 1.0
-        slots = np.zeros((n, len(self.recurrent_outcomes) * len(self.partners) + 1))
-        slots[rows, self.partner_slot] = 1.0
-        x = self.x if evidence else np.zeros_like(self.x)
-        xk = (onehot[:, :, None] * x[:, None, :]).reshape(n, k_n * f_n)
-        return np.hstack(
-            [onehot, slots[:, 1:], xk, onehot * self.recurrence[:, None],
-             onehot * self.standing[:, None]]
-        )  # fmt: skip
+        o = self.outcomes[k]
+        n = self.n_rows
+        parts = [np.ones((n, 1))]
+        if o in self.recurrent_outcomes:
+            onehot = np.zeros((n, len(self.partners)))
+            has = self.partner_idx >= 0
+            onehot[np.flatnonzero(has), self.partner_idx[has]] = 1.0
+            parts.append(onehot)
+        parts.append(self.x if evidence else np.zeros_like(self.x))
+        if o in self.recurrent_outcomes:
+            parts.append(self.recurrence[:, None])
+        if o in self.link_outcomes:
+            parts.append(self.standing[:, None])
+        return np.hstack(parts)
 
     @property
     def recurrent_outcomes(self) -> list[str]:

@@ -43,7 +43,7 @@ PARAMS = ("alpha", "beta", "u", "partner_effect", "rho", "gamma")
 #: identified quantities checked by the gate (the signs of ``w_*`` and their ``z_*`` are
 #: not identified by design, see :class:`HazardModel`; ``sigma_*`` and the effects are)
 GATE_VARS = [
-    "mu_alpha", "z_alpha", "alpha", "mu_beta", "sigma_beta", "beta", "sigma_partner",
+    "mu_alpha", "alpha", "mu_beta", "sigma_beta", "beta", "sigma_partner",
     "partner_effect", "sigma_shared", "v", "sigma_q", "u", "rho", "gamma",
 ]  # fmt: skip
 
@@ -282,7 +282,7 @@ def fit_compiled(
 
 
 FREE_VARS = (
-    "mu_alpha", "z_alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
+    "mu_alpha", "alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
     "w_shared", "z_shared", "w_q", "z_q", "rho", "gamma",
 )  # fmt: skip
 #: signed scale factor -> the effects it multiplies (mirror pairs (w, z) ~ (-w, -z))

@@ -9,7 +9,22 @@ import pytensor.tensor as pt
 from neutrality_forecast.config import Config, Priors
 from neutrality_forecast.model.data import ModelData, padded_rows
 
-__all__ = ["HazardModel", "link_penalty", "recurrence_effect"]
+__all__ = ["HazardModel", "link_penalty", "recurrence_effect", "zero_sum_basis"]
+
+
+def zero_sum_basis(n: int) -> np.ndarray:
+    """``n x (n - 1)`` orthonormal columns orthogonal to the ones vector (Helmert).
+
+    ``H @ z`` with ``z ~ N(0, I)`` is a zero-sum vector whose elements each have variance
+    ``(n - 1) / n`` (as :class:`pymc.ZeroSumNormal`, but without a transformed variable).
+    """
+    if n <= 1:
+        return np.zeros((n, 0))
+    h = np.zeros((n, n - 1))
+    for j in range(1, n):
+        h[:j, j - 1] = 1.0 / np.sqrt(j * (j + 1))
+        h[j, j - 1] = -j / np.sqrt(j * (j + 1))
+    return h
 
 
 def link_penalty(data: ModelData, priors: Priors) -> pt.TensorVariable:
@@ -73,16 +88,19 @@ class HazardModel:
       a case's questions (pooling across outcomes within a case); :math:`u_q` the
       question's own effect.
 
-    Priors (non-centred throughout; values in ``models/model.toml``):
+    Priors (values in ``models/model.toml``; non-centred except the family intercepts,
+    which the reference population identifies well: non-centred, ``mu_alpha`` and the
+    intercepts' offsets form a ridge the sampler walks slowly):
 
     .. math::
 
         \mu_\alpha &\sim \mathcal N(-5.5, 1.5^2), \quad
-        \alpha_k = \mu_\alpha + 0.75\, z^{\alpha}_k \\
+        \alpha_k \sim \mathcal N(\mu_\alpha, 0.75^2) \ \text{(centred)} \\
         \mu_{\beta,f} &\sim \mathcal N(m_f, 0.5^2), \quad
         \sigma_{\beta} \sim \mathcal N^+(0.3), \quad
         \beta_{kf} = \mu_{\beta,f} + \sigma_{\beta} z^{\beta}_{kf} \\
-        \sigma_\pi &\sim \mathcal N^+(1), \quad \pi_{kp} = \sigma_\pi z^\pi_{kp}, \qquad
+        \sigma_\pi &\sim \mathcal N^+(1), \quad \pi_{k\cdot} = \sigma_\pi H z^\pi_{k},
+        \ \textstyle\sum_p \pi_{kp} = 0, \qquad
         \sigma_v \sim \mathcal N^+(0.5), \quad v_c = \sigma_v z^v_c \\
         \sigma_{u,k} &\sim \mathcal N^+(1), \quad u_q = \sigma_{u,k_q} z^u_q, \qquad
         \rho_k \sim \mathcal N(0, 1) \\
@@ -111,6 +129,10 @@ class HazardModel:
       raise accord and basing hazards (``m = 0.3``: the prior still gives ~27 % to a
       negative effect).
     * ``pi``: accord rates with different great powers differ by a factor of a few (e^1).
+      They sum to zero over partners (:func:`zero_sum_basis`: orthonormal contrasts, each
+      effect with variance ``sigma^2 (P-1)/P``), because every accord or basing row has a
+      partner: free partner effects would be confounded with the family intercept and give
+      the sampler a long ridge to walk.
     * ``v`` and ``u``: case and question effects up to ~e either way after the evidence;
       the shared case scale is half the question scale (most variation is between
       questions: who a state signs with).
@@ -122,21 +144,27 @@ class HazardModel:
       about :math:`e^2 \approx 7` (sd 1: ~2.7x to ~20x); for accords the effect is weaker
       (neutral states do sign cooperation treaties), centred at 0.5.
 
-    Implementation: :math:`\eta = Z\theta + u_{q}` with the dense design :math:`Z` of the
-    population terms (family, partner, covariates, recurrence, standing; its width does not
-    depend on the number of cases, see :meth:`ModelData.fixed_design`) and the question
-    effects *gathered* by index, so the cost of a gradient grows with rows x (families x
-    covariates), not with cases x rows as a design with one column per case would (measured
-    in ``benchmarks/run.py``: 3.5x faster gradients than gathering every term by index). Rows are padded with empty rows
+    Implementation: per family, :math:`\eta = Z_k\theta_k + u_{q}` with the dense design
+    :math:`Z_k` of the family's population terms (intercept, partner, covariates,
+    recurrence, standing; :meth:`ModelData.family_design`: its width does not depend on
+    the number of cases) and the question effects *gathered* by index. The cost of a
+    gradient grows with rows x (partners + covariates), not with cases x rows as a design
+    with one column per case would, and splitting by family removes the structural zeros of
+    one shared design (gradients ~3x cheaper than gathering every term by index, measured
+    in ``benchmarks/run.py``). Rows are padded with empty rows
     (``n = y = 0``) to a multiple of :data:`~neutrality_forecast.model.data.ROW_BLOCK`:
     they add exactly 0 to the likelihood and its gradient, and let data sets that differ by
     a few rows share one compiled sampler.
     """
 
-    def __init__(self, data: ModelData, config: Config, *, pad_to: int | None = None) -> None:
+    def __init__(
+        self, data: ModelData, config: Config, *, pad_to: dict[str, int] | None = None
+    ) -> None:
         self.data = data
         self.config = config
-        self.pad_to = pad_to or padded_rows(data.n_rows)
+        self.pad_to = pad_to or {
+            o: padded_rows(int((data.outcome_idx == k).sum())) for k, o in enumerate(data.outcomes)
+        }
 
     @property
     def coords(self) -> dict[str, list]:
@@ -148,13 +176,11 @@ class HazardModel:
             "case": d.case_ids,
             "question": d.question_labels,
             "partner": d.partners,
+            "contrast": np.arange(max(len(d.partners) - 1, 0)),
             "recurrent_outcome": d.recurrent_outcomes,
             "link_outcome": d.link_outcomes,
-            "obs": np.arange(self.pad_to),
-            "column": np.arange(
-                2 * len(d.outcomes) + len(d.recurrent_outcomes) * len(d.partners)
-                + len(d.outcomes) * len(d.features) + len(d.outcomes)
-            ),
+            **{f"obs_{o}": np.arange(self.pad_to[o]) for o in d.outcomes},
+            **{f"column_{o}": d.family_columns(k) for k, o in enumerate(d.outcomes)},
         }
 
     def build_model(self) -> pm.Model:
@@ -164,15 +190,13 @@ class HazardModel:
         q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
         q_case = np.array([q.case_idx for q in d.questions], dtype=int)
         with pm.Model(coords=self.coords) as model:
-            data = {
-                name: pm.Data(name, value, dims=("obs", "column") if name == "design" else "obs")
-                for name, value in inputs.items()
-            }
+            data = {}
+            for name, value in inputs.items():
+                o = name.split("_", 1)[1]
+                dims = (f"obs_{o}", f"column_{o}") if name.startswith("design_") else f"obs_{o}"
+                data[name] = pm.Data(name, value, dims=dims)
             mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
-            z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="outcome")
-            alpha = pm.Deterministic(
-                "alpha", mu_alpha + p.alpha_sigma_scale * z_alpha, dims="outcome"
-            )
+            alpha = pm.Normal("alpha", mu_alpha, p.alpha_sigma_scale, dims="outcome")
 
             loc = [p.feature_loc.get(f, 0.0) for f in d.features]
             mu_beta = pm.Normal("mu_beta", loc, p.beta_mu_scale, dims="feature")
@@ -186,10 +210,12 @@ class HazardModel:
 
             w_partner = pm.Normal("w_partner", 0.0, 1.0)
             pm.Deterministic("sigma_partner", p.partner_sigma_scale * pt.abs(w_partner))
-            z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "partner"))
+            # sum-to-zero across partners (orthonormal contrasts): the family intercept
+            # carries the mean, so alpha and the partner effects are not confounded
+            z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "contrast"))
             partner = pm.Deterministic(
                 "partner_effect",
-                p.partner_sigma_scale * w_partner * z_partner,
+                p.partner_sigma_scale * w_partner * pt.dot(z_partner, zero_sum_basis(len(d.partners)).T),
                 dims=("recurrent_outcome", "partner"),
             )
 
@@ -207,11 +233,22 @@ class HazardModel:
             rho_k = recurrence_effect(d, p)
             gamma_k = link_penalty(d, p)
 
-            # theta matches the columns of ModelData.fixed_design; question effects gathered
-            theta = pt.concatenate(
-                [alpha, partner.flatten(), beta.flatten(), rho_k, -gamma_k]
-            )
-            eta = pt.dot(data["design"], theta) + u[data["q_idx"]]
-            # binomial log-likelihood without its constant log C(n, y)
-            pm.Potential("loglik", pt.sum(data["y"] * eta - data["trials"] * pt.softplus(eta)))
+            # per family: theta_k matches the columns of ModelData.family_design; the
+            # question effects are gathered by index
+            loglik = 0.0
+            for k, o in enumerate(d.outcomes):
+                parts = [alpha[k : k + 1]]
+                if o in d.recurrent_outcomes:
+                    parts.append(partner[d.recurrent_outcomes.index(o)])
+                parts.append(beta[k])
+                if o in d.recurrent_outcomes:
+                    parts.append(rho_k[k : k + 1])
+                if o in d.link_outcomes:
+                    parts.append(-gamma_k[k : k + 1])
+                eta = pt.dot(data[f"design_{o}"], pt.concatenate(parts)) + u[data[f"q_{o}"]]
+                # binomial log-likelihood without its constant log C(n, y)
+                loglik = loglik + pt.sum(
+                    data[f"y_{o}"] * eta - data[f"trials_{o}"] * pt.softplus(eta)
+                )
+            pm.Potential("loglik", loglik)
         return model

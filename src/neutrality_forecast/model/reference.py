@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 
 from neutrality_forecast.config import Config
 from neutrality_forecast.model.data import ModelData
-from neutrality_forecast.model.hazard import link_penalty, recurrence_effect
+from neutrality_forecast.model.hazard import link_penalty, recurrence_effect, zero_sum_basis
 
 __all__ = ["ReferenceHazardModel"]
 
@@ -47,6 +47,7 @@ class ReferenceHazardModel:
             "outcome": d.outcomes, "feature": d.features, "case": d.case_ids,
             "question": d.question_labels, "partner": d.partners,
             "recurrent_outcome": d.recurrent_outcomes, "link_outcome": d.link_outcomes,
+            "contrast": np.arange(max(len(d.partners) - 1, 0)),
         }  # fmt: skip
         with pm.Model(coords=coords) as model:
             x = pm.Data("x", d.x)
@@ -57,16 +58,18 @@ class ReferenceHazardModel:
             standing = pm.Data("standing", d.standing)
 
             mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
-            z_alpha = pm.Normal("z_alpha", 0.0, 1.0, dims="outcome")
-            alpha = mu_alpha + p.alpha_sigma_scale * z_alpha
+            alpha = pm.Normal("alpha", mu_alpha, p.alpha_sigma_scale, dims="outcome")
             loc = [p.feature_loc.get(f, 0.0) for f in d.features]
             mu_beta = pm.Normal("mu_beta", loc, p.beta_mu_scale, dims="feature")
             sigma_beta = pm.HalfNormal("sigma_beta", p.beta_sigma_scale)
             z_beta = pm.Normal("z_beta", 0.0, 1.0, dims=("outcome", "feature"))
             beta = mu_beta + sigma_beta * z_beta
             sigma_partner = pm.HalfNormal("sigma_partner", p.partner_sigma_scale)
-            z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "partner"))
-            slots = pt.concatenate([pt.zeros(1), (sigma_partner * z_partner).flatten()])
+            z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "contrast"))
+            basis = zero_sum_basis(len(d.partners))
+            slots = pt.concatenate(
+                [pt.zeros(1), (sigma_partner * pt.dot(z_partner, basis.T)).flatten()]
+            )
             sigma_shared = pm.HalfNormal("sigma_shared", 0.5 * p.case_sigma_scale)
             z_shared = pm.Normal("z_shared", 0.0, 1.0, dims="case")
             sigma_q = pm.HalfNormal("sigma_q", p.case_sigma_scale, dims="outcome")
