@@ -45,11 +45,6 @@ def test_diff_events_kinds(sets):
 def test_shares_add_up_and_match_exact_counterfactual(sets, monkeypatch):
     old, new = sets
     cfg = nf.load_config()
-    cfg = nf.Config.model_validate(
-        {**cfg.model_dump(),
-         "evidence": {**cfg.evidence.model_dump(),
-                      "intensity": {**cfg.evidence.intensity.model_dump(), "normalise": False}}}
-    )  # fmt: skip
     fitted = mock_fit(new, cfg, draws=100, chains=2, monkeypatch=monkeypatch)
     as_of = pd.Timestamp(new.case("XTC")["window_end"])
     prev = nf.make_forecast(fitted, "XTC").table.assign(p_mean=lambda t: t["p_mean"] * 0.9)
@@ -57,21 +52,23 @@ def test_shares_add_up_and_match_exact_counterfactual(sets, monkeypatch):
     table, summary = attribute_changes(
         fitted, "XTC", as_of=as_of, horizons=[3, 12], previous_table=prev, changes=changes
     )
-    sums = table.groupby(["outcome", "horizon_months"]).agg(
+    sums = table.groupby(["outcome", "partner", "horizon_months"]).agg(
         c=("contribution", "sum"), t=("total_change", "first")
     )
     np.testing.assert_allclose(sums["c"], sums["t"], atol=1e-12)
-    # without intensity scaling, removing an added event's inflow == data without the event
+    # the share of an added event == the forecast from data without the event (same draws,
+    # same simulated future evidence for the other events)
     without = new.subset(new.case_ids)
     without.events = without.events[without.events["event_id"] != "XTC-E900"].reset_index(drop=True)
-    cf = dataclasses.replace(fitted, data=nf.build_model_data(without, cfg))
-    p_all = horizon_probabilities(fitted, "XTC", as_of=as_of, horizons=[3, 12])["marginal"]
-    p_cf = horizon_probabilities(cf, "XTC", as_of=as_of, horizons=[3, 12])["marginal"]
-    expected = (p_all - p_cf).mean(axis=0)
+    cf = dataclasses.replace(fitted, case_set=without, data=nf.build_model_data(without, cfg))
+    p_all = horizon_probabilities(fitted, "XTC", as_of=as_of, horizons=[3, 12])
+    p_cf = horizon_probabilities(cf, "XTC", as_of=as_of, horizons=[3, 12])
+    expected = (p_all["marginal"] - p_cf["marginal"]).mean(axis=0)
     got = table[table["event_id"] == "XTC-E900"]
     for row in got.itertuples():
         h_i = [3, 12].index(row.horizon_months)
-        o_i = ["neutrality_revision", "security_accord", "foreign_basing"].index(row.outcome)
+        label = "|".join(x for x in ("XTC", row.outcome, row.partner) if x)
+        o_i = p_all["labels"].index(label)
         assert row.contribution == pytest.approx(expected[h_i, o_i], abs=1e-12)
     assert (got["contribution"].abs() > 0).any()
     other = table[table["event_id"] == "XTA-E900"]

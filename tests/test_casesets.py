@@ -216,34 +216,6 @@ def test_bom_and_crlf_accepted(tiny_copy):
     assert len(nf.load_case_set(tiny_copy).cases) == 3
 
 
-def test_shipped_case_set_validates():
-    cs = nf.load_case_set(nf.default_cases_dir())
-    assert "TKM" in cs.case_ids
-    tkm = cs.outcomes_of("TKM").set_index("outcome")
-    assert set(tkm.index) == {"neutrality_revision", "security_accord", "foreign_basing"}
-    assert tkm.loc["security_accord", "partner"] == "RUS"
-    assert tkm.loc["foreign_basing", "partner"] == "CHN"
-    assert len(cs.events_of("TKM")) >= 60
-    assert cs.case("TKM")["window_start"] == pd.Timestamp("2014-01-01")
-    reference = {
-        "FIN-2022", "SWE-2022", "UKR-2014", "MDA", "MNG", "SRB", "AUT", "CHE", "KGZ-2001",
-        "UZB-2001", "KGZ-2003", "DJI-2015", "KHM-2017", "TJK-2016", "SLB-2022",
-    }  # fmt: skip
-    assert set(cs.case_ids) == reference | {"TKM"}
-    counts = cs.events.groupby("case_id").size()
-    for case in reference:
-        assert 10 <= counts[case] <= 40, case
-    assert (cs.outcomes["source"].str.len() > 0).all()
-
-
-def test_seed_events_present():
-    ev = nf.load_case_set(nf.default_cases_dir()).events_of("TKM")
-    shoigu = ev[(ev["date"] == "2016-06-09") & ev["summary"].str.contains("Shoigu")]
-    assert len(shoigu) >= 1
-    assert ev["summary"].str.contains("Gazprom").any()
-    assert ev["summary"].str.contains("air.defen", regex=True, case=False).any()
-
-
 def test_validate_cli_ok(tiny_dir):
     result = runner.invoke(app, ["validate", str(tiny_dir)])
     assert result.exit_code == 0, result.output

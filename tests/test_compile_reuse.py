@@ -42,6 +42,7 @@ def test_padding_rows_change_nothing():
     padded = logp(point)
     for o in data.outcomes:
         z, n, y = (inputs[f"{p}_{o}"] for p in ("design", "trials", "y"))
+        assert len(inputs[f"q_{o}"]) == len(z)
         assert (
             len(z)
             == len(n)
@@ -54,7 +55,9 @@ def test_padding_rows_change_nothing():
     trimmed = {}
     for o in data.outcomes:
         keep = inputs[f"trials_{o}"] > 0
-        trimmed.update({f"{p}_{o}": inputs[f"{p}_{o}"][keep] for p in ("design", "trials", "y")})
+        trimmed.update(
+            {f"{p}_{o}": inputs[f"{p}_{o}"][keep] for p in ("design", "q", "trials", "y")}
+        )
     coords = {f"obs_{o}": np.arange(int(trimmed[f"trials_{o}"].size)) for o in data.outcomes}
     with model:
         pm.set_data(trimmed, coords=coords)

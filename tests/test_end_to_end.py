@@ -44,13 +44,16 @@ def test_forecast_csv_contract(run_dir):
     need = ["case_id", "outcome", "partner", "as_of", "horizon_months", "target_date", "p_mean",
             "p_median", "p_q05", "p_q95", "status", "run_id"]  # fmt: skip
     assert set(need) <= set(t.columns)
-    assert len(t) == 3 * 4
+    assert len(t) == 3 * 4  # XTC asks three questions
     assert t["run_id"].nunique() == 1
-    for _, grp in t.groupby("outcome"):
+    assert t[["p_mean", "p_q05", "p_q95"]].ge(0).all().all()
+    assert t[["p_mean", "p_q05", "p_q95"]].le(1).all().all()
+    for _, grp in t.groupby("question"):
         assert grp.sort_values("horizon_months")["p_mean"].is_monotonic_increasing
     joint = pd.read_csv(run_dir / "joint.csv")
     np.testing.assert_allclose(joint.groupby("horizon_months")["p_mean"].sum(), 1.0, atol=1e-9)
-    assert {"neutrality_revision", "security_accord", "foreign_basing"} <= set(joint.columns)
+    assert {"XTC|neutrality_revision", "XTC|security_accord|RUS",
+            "XTC|foreign_basing|CHN"} <= set(joint.columns)  # fmt: skip
 
 
 def test_json_provenance_and_netcdf_roundtrip(run_dir):

@@ -21,13 +21,17 @@ def test_warm_start_point_means_and_shapes(tmp_path, monkeypatch):
     point = warm_start_point(path, cs)
     assert set(point) == set(FREE_VARS)
     post = fitted.idata.posterior
-    sign = np.sign(post["w_case"])
+    sign = np.sign(post["w_shared"])
     np.testing.assert_allclose(
-        point["z_case"], (post["z_case"] * sign).mean(("chain", "draw")).values
+        point["z_shared"], (post["z_shared"] * sign).mean(("chain", "draw")).values
     )
-    np.testing.assert_allclose(point["w_case"], abs(post["w_case"]).mean(("chain", "draw")))
-    assert (point["w_case"] > 0).all() and point["w_beta"] > 0
-    assert point["z_case"].shape == (3, 3)
+    np.testing.assert_allclose(point["w_shared"], abs(post["w_shared"]).mean(("chain", "draw")))
+    assert point["w_shared"] > 0 and point["w_beta"] > 0 and (point["w_q"] > 0).all()
+    # per-question effects flip with their family's scale factor
+    fam = [str(q).split("|")[1] for q in post["question"].values]
+    s_q = np.sign(post["w_q"].sel(outcome=fam).values)
+    np.testing.assert_allclose(point["z_q"], (post["z_q"].values * s_q).mean((0, 1)))
+    assert point["z_shared"].shape == (3,) and point["z_q"].shape == (7,)
     # a different case list would not fit the parameter shapes: no warm start
     assert warm_start_point(path, cs.subset(["XTA", "XTB"])) is None
     assert warm_start_point(tmp_path / "missing.nc", cs) is None
@@ -105,7 +109,7 @@ def test_lean_numpyro_driver_equals_pm_sample():
         for name, theirs_stat in theirs.sample_stats.data_vars.items():
             np.testing.assert_array_equal(ours.sample_stats[name].values, theirs_stat.values)
     starts = jittered_starts(model, 2, 5, None)
-    assert len(starts) == 2 and not np.allclose(starts[0]["z_case"], starts[1]["z_case"])
+    assert len(starts) == 2 and not np.allclose(starts[0]["z_q"], starts[1]["z_q"])
     # warm start: the jitter is centred on the given point
     centre = {name: np.asarray(v) + 0.5 for name, v in model.initial_point().items()}
     moved = jittered_starts(model, 2, 5, centre)

@@ -174,10 +174,17 @@ class _Runner:
     def __init__(self, case_set: CaseSet, config: Config, settings: BacktestSettings) -> None:
         self.case_set, self.config, self.s = case_set, config, settings
         self.data = build_model_data(case_set, config)
-        self._compile(padded_rows(int(self.data.n_rows * 1.1) + 1))
+        self._compile(self._pads(self.data, slack=1.1))
         self.fits: list[dict] = []
 
-    def _compile(self, pad_to: int) -> None:
+    @staticmethod
+    def _pads(data: ModelData, slack: float = 1.0) -> dict[str, int]:
+        return {
+            o: padded_rows(int((data.outcome_idx == k).sum() * slack) + 1)
+            for k, o in enumerate(data.outcomes)
+        }
+
+    def _compile(self, pad_to: dict[str, int]) -> None:
         # 10 % spare rows: refits on cut data and placebo data keep the compiled shapes
         self.model = HazardModel(self.data, self.config, pad_to=pad_to)
         self.compiled = CompiledModel(
@@ -192,8 +199,9 @@ class _Runner:
             else build_model_data(case_set, self.config, partners=self.data.partners)
         )
         s = self.s
-        if data.n_rows > self.model.pad_to:
-            self._compile(padded_rows(data.n_rows))
+        need = self._pads(data)
+        if any(need[o] > self.model.pad_to[o] for o in need):
+            self._compile({o: max(need[o], self.model.pad_to[o]) for o in need})
         fm = fit_compiled(
             self.compiled, case_set, self.config, data,
             inputs=data.model_inputs(exclude_cases=exclude, evidence=evidence,
