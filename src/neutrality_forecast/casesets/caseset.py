@@ -10,7 +10,10 @@ import pandas as pd
 
 from neutrality_forecast.casesets import schema as S
 
-__all__ = ["CaseSet"]
+__all__ = ["COVARIATES_FILE", "CaseSet"]
+
+#: optional file of static covariates in a case set folder (not part of the contract)
+COVARIATES_FILE = "covariates.csv"
 
 _CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
     S.CASES_FILE: {"neutrality_status": S.NEUTRALITY_STATUSES},
@@ -78,6 +81,9 @@ class CaseSet:
     events: pd.DataFrame
     root: Path | None = None
     _hash: str | None = field(default=None, repr=False)
+    #: optional static covariates (``covariates.csv``: ``case_id, partner, covariate,
+    #: value``, numeric values), an extension outside the three-file contract
+    covariates: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def from_raw(
@@ -117,6 +123,18 @@ class CaseSet:
         """Outcome questions of one case."""
         return self.outcomes[self.outcomes["case_id"] == case_id]
 
+    def static(self, case_id: str, partner: str | None, name: str) -> float:
+        """Static covariate ``name`` of (case, partner), else of the case; 0 if absent."""
+        cov = self.covariates
+        if cov is None or cov.empty:
+            return 0.0
+        mine = cov[(cov["case_id"] == case_id) & (cov["covariate"] == name)]
+        for p in (partner or "", ""):
+            hit = mine[mine["partner"].fillna("") == p]
+            if len(hit):
+                return float(hit["value"].iloc[0])
+        return 0.0
+
     def contexts(self) -> pd.Series:
         """Each event's contexts as a list of strings."""
         return self.events["contexts"].map(lambda s: [p.strip() for p in s.split(";") if p.strip()])
@@ -125,11 +143,13 @@ class CaseSet:
     def subset(self, case_ids: list[str]) -> CaseSet:
         """A case set with only ``case_ids``."""
         keep = set(case_ids)
+        cov = self.covariates
         return CaseSet(
             self.cases[self.cases["case_id"].isin(keep)].reset_index(drop=True),
             self.outcomes[self.outcomes["case_id"].isin(keep)].reset_index(drop=True),
             self.events[self.events["case_id"].isin(keep)].reset_index(drop=True),
             root=self.root,
+            covariates=None if cov is None else cov[cov["case_id"].isin(keep)],
         )
 
     @property
@@ -204,7 +224,8 @@ class CaseSet:
         known = self.known_dates()
         keep = ~self.events["case_id"].isin(case_ids) | (known <= as_of)
         events = self.events[keep].reset_index(drop=True)
-        return CaseSet(cases, outcomes.reset_index(drop=True), events, root=self.root)
+        return CaseSet(cases, outcomes.reset_index(drop=True), events, root=self.root,
+                       covariates=self.covariates)  # fmt: skip
 
     def with_events(self, extra: pd.DataFrame) -> CaseSet:
         """A case set with ``extra`` typed events appended (ids must not clash)."""
@@ -216,7 +237,8 @@ class CaseSet:
             events[col] = pd.Categorical(
                 events[col].astype(str), categories=list(cats), ordered=col in _ORDERED
             )
-        return CaseSet(self.cases.copy(), self.outcomes.copy(), events, root=self.root)
+        return CaseSet(self.cases.copy(), self.outcomes.copy(), events, root=self.root,
+                       covariates=self.covariates)  # fmt: skip
 
     # ------------------------------------------------------------------ io
     def to_frames_text(self) -> dict[str, pd.DataFrame]:
@@ -233,6 +255,8 @@ class CaseSet:
         folder.mkdir(parents=True, exist_ok=True)
         for name, frame in self.to_frames_text().items():
             frame.to_csv(folder / name, index=False, lineterminator="\n")
+        if self.covariates is not None:
+            self.covariates.to_csv(folder / COVARIATES_FILE, index=False, lineterminator="\n")
         return folder
 
     def data_hash(self) -> str:
@@ -242,6 +266,9 @@ class CaseSet:
             for name, frame in self.to_frames_text().items():
                 digest.update(name.encode())
                 digest.update(frame.to_csv(index=False, lineterminator="\n").encode())
+            if self.covariates is not None:
+                digest.update(COVARIATES_FILE.encode())
+                digest.update(self.covariates.to_csv(index=False, lineterminator="\n").encode())
             self._hash = digest.hexdigest()
         return self._hash
 

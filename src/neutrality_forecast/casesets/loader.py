@@ -23,7 +23,7 @@ import pandas as pd
 import pandera.errors
 
 from neutrality_forecast.casesets import schema as S
-from neutrality_forecast.casesets.caseset import CaseSet
+from neutrality_forecast.casesets.caseset import COVARIATES_FILE, CaseSet
 from neutrality_forecast.casesets.errors import CaseSetError, Violation
 from neutrality_forecast.casesets.reader import read_raw
 
@@ -65,7 +65,29 @@ def load_case_set(path: str | Path) -> CaseSet:
     validate_frames(raw, violations)
     if violations:
         raise CaseSetError(violations, root=str(root))
-    return CaseSet.from_raw(raw[S.CASES_FILE], raw[S.OUTCOMES_FILE], raw[S.EVENTS_FILE], root=root)
+    cs = CaseSet.from_raw(raw[S.CASES_FILE], raw[S.OUTCOMES_FILE], raw[S.EVENTS_FILE], root=root)
+    if (root / COVARIATES_FILE).is_file():
+        cs.covariates = _read_covariates(root / COVARIATES_FILE, set(cs.case_ids))
+    return cs
+
+
+def _read_covariates(path: Path, case_ids: set[str]) -> pd.DataFrame:
+    """The optional ``covariates.csv`` (case_id, partner, covariate, value; numbers)."""
+    violations: list[Violation] = []
+    raw = read_raw(path, ("case_id", "partner", "covariate", "value"), violations)
+    if raw is not None:
+        for row, rec in raw.iterrows():
+            if rec.get("case_id") not in case_ids:
+                violations.append(Violation(path.name, row, "case_id", f"unknown case {rec.get('case_id')!r}"))
+            try:
+                float(rec.get("value", ""))
+            except ValueError:
+                violations.append(Violation(path.name, row, "value", "must be a number"))
+    if violations or raw is None:
+        raise CaseSetError(violations, root=str(path.parent))
+    out = raw.reset_index(drop=True)
+    out["value"] = out["value"].astype(float)
+    return out
 
 
 def validate_frames(raw: dict[str, pd.DataFrame | None], violations: list[Violation]) -> None:

@@ -18,6 +18,10 @@ identically in both and only from events known before each month. Blocks (``bloc
     ``log1p`` of the decayed count of formal precursor steps toward the question
     (``outcome_step``), with its own short half-life ``step_half_life_months``; not scaled
     by coding intensity (a formal step is rare and reported whatever the coding density).
+``static``
+    Case-partner covariates at the window start from the case set's optional
+    ``covariates.csv`` (e.g. an alliance with the partner, its troops already present, a
+    shared border, democracy), constant over time; 0 where not coded.
 ``surge``
     ``log1p(recent) - log1p(expected)``: the case's weighted event volume in the
     ``surge_months`` months informing ``t`` against what its earlier average rate would give
@@ -61,6 +65,8 @@ def feature_names(cfg: EvidenceConfig) -> list[str]:
             names.append("steps")
         elif block == "surge":
             names.append("surge")
+        elif block == "static":
+            names += [f"static:{c}" for c in f.static]
     return names
 
 
@@ -105,6 +111,7 @@ def features(
     volume: np.ndarray,
     *,
     cfg: EvidenceConfig,
+    static: np.ndarray | None = None,
 ) -> np.ndarray:
     """Covariates ``(..., months, F)`` of the months covered by ``inflow``.
 
@@ -118,6 +125,8 @@ def features(
         The case's weighted event count per month (coding intensity).
     cfg : EvidenceConfig
         ``[timing]``, ``[intensity]`` and ``[features]`` settings.
+    static : ndarray, optional
+        The question's static covariates (block ``static``), constant over months.
 
     """
     f, lag = cfg.features, cfg.timing.lag_months
@@ -141,6 +150,9 @@ def features(
             blocks.append(np.log1p(stock))
         elif block == "surge":
             blocks.append(_surge(volume, cfg=cfg)[..., None])
+        elif block == "static":
+            vals = np.zeros(len(f.static)) if static is None else np.asarray(static, float)
+            blocks.append(np.broadcast_to(vals, (*inflow.shape[:-1], len(vals))))
     if not blocks:
         return np.zeros((*inflow.shape[:-1], 0))
     return np.concatenate(blocks, axis=-1)

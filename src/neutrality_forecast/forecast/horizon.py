@@ -266,7 +266,7 @@ def question_probabilities(
         inflow, steps, volume = _future_inflow(
             q, sim, as_of=as_of, n_future=n_fut, extra=(extra or {}).get(q.label)
         )
-        x = features(inflow, steps, volume, cfg=config.evidence)[..., -n_fut:, :]
+        x = features(inflow, steps, volume, cfg=config.evidence, static=q.static)[..., -n_fut:, :]
         if not evidence:
             x = np.zeros_like(x)
         rec = np.log1p(q.occurrences_before(as_of)) if q.recurrent else 0.0

@@ -92,7 +92,8 @@ def drivers_table(fitted: FittedModel, case_id: str, as_of: pd.Timestamp) -> pd.
         upto = m0 - q.first_month + 1
         ev = q.evidence
         pad = lambda a: np.concatenate([a[:upto], np.zeros((1, *a.shape[1:]))])  # noqa: E731
-        x = features(pad(ev.inflow), pad(ev.steps), pad(ev.volume), cfg=cfg.evidence)[-1]
+        x = features(pad(ev.inflow), pad(ev.steps), pad(ev.volume), cfg=cfg.evidence,
+                     static=q.static)[-1]  # fmt: skip
         k = q.outcome_idx
         terms = {"intercept (alpha)": draws["alpha"][:, k]}
         if q.partner_idx >= 0:

@@ -92,6 +92,7 @@ class Question:
     last_month: int
     window_end: pd.Timestamp
     evidence: QuestionEvidence
+    static: tuple[float, ...] = ()
 
     @property
     def label(self) -> str:
@@ -309,7 +310,7 @@ def question_rows(
     if n and months[-1] == q.last_month and y[-1] == 0:
         trials[-1] = month_fraction(q.window_end)
     ev = q.evidence
-    x = _features(ev.inflow[:n], ev.steps[:n], ev.volume[:n], cfg=cfg)
+    x = _features(ev.inflow[:n], ev.steps[:n], ev.volume[:n], cfg=cfg, static=q.static)
     standing = standing_path(q, months, link_outcomes)
     frame = pd.DataFrame(
         {
@@ -390,6 +391,10 @@ def build_questions(case_set: CaseSet, config: Config, partners: list[str]) -> l
                     last_month=last,
                     window_end=pd.Timestamp(case.window_end),
                     evidence=evid,
+                    static=tuple(
+                        case_set.static(case.case_id, partner, name)
+                        for name in ev_cfg.features.static
+                    ),
                 )
             )
     return questions
