@@ -246,6 +246,18 @@ def test_fault5_clusters_left_out_together(tiny_copy):
     assert cluster_bootstrap(scores, n_boot=50)["n_units"] == 2
 
 
+def test_fault5_cluster_members_starting_later_are_skipped_until_they_start(tiny_copy, mocked):
+    # XTA (2010-) and XTC (2012-) in one cluster: XTA's 2011 origin knows nothing of XTC
+    text = (tiny_copy / "cases.csv").read_text().splitlines()
+    text[0] += ",cluster"
+    text[1:] = [line + ("," + ("AC" if line.startswith(("XTA", "XTC")) else "")) for line in text[1:]]
+    (tiny_copy / "cases.csv").write_text("\n".join(text) + "\n")
+    cs = nf.load_case_set(tiny_copy)
+    res = run_backtest(cs, nf.load_config(), settings=SMALL, progressbar=False)
+    assert "2011-01-01" in set(res.scores.loc[res.scores["case_id"] == "XTA", "origin"])
+    assert set(res.scores["cluster"]) == {"AC", "XTB"}
+
+
 def test_fault5_external_refuses_overlapping_holdout(tiny_copy):
     cs = nf.load_case_set(TINY)
     train = cs.subset(["XTA", "XTB"])

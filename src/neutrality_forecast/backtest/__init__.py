@@ -6,6 +6,7 @@ from neutrality_forecast.backtest.replay import case_replay, write_replay
 from neutrality_forecast.backtest.runner import (
     BacktestResult,
     BacktestSettings,
+    HoldoutOverlapError,
     origins_for,
     run_backtest,
     score_truth,
@@ -15,6 +16,7 @@ from neutrality_forecast.backtest.scoring import brier, log_score, murphy, relia
 __all__ = [
     "BacktestResult",
     "BacktestSettings",
+    "HoldoutOverlapError",
     "brier",
     "case_replay",
     "log_score",

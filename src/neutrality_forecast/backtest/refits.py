@@ -42,10 +42,13 @@ def run_refit(runner, source: CaseSet, job: RefitJob) -> tuple[list[dict], dict]
     from neutrality_forecast.model.fitted import posterior_draws
 
     cut = source
+    later = []  # cluster members whose window starts after the origin: nothing known yet
     for c in job.cases:
-        if job.origin < cut.case(c)["window_end"]:
+        if job.origin < cut.case(c)["window_start"]:
+            later.append(c)
+        elif job.origin < cut.case(c)["window_end"]:
             cut = cut.truncate(c, job.origin)
-    others = tuple(c for c in job.exclude if c not in job.cases)
+    others = tuple(c for c in job.exclude if c not in job.cases) + tuple(later)
     fm, dcut = runner.fit(
         cut, evidence=job.evidence, seed=job.seed,
         tag=f"refit {job.cluster} {job.origin.date()}", exclude=others,

@@ -42,6 +42,7 @@ from neutrality_forecast.sampling import CompiledModel
 
 __all__ = [
     "BacktestResult",
+    "HoldoutOverlapError",
     "BacktestSettings",
     "origins_for",
     "run_backtest",
@@ -256,6 +257,8 @@ def run_folds(
     from neutrality_forecast.backtest.refits import RefitJob, execute_refits
 
     s, cfg, data = runner.s, runner.config, runner.data
+    if refit_budget is None and s.max_refits is not None:
+        refit_budget = [s.max_refits]
     rows, folds, refits = [], [], []
     min_h = min(s.horizons)
     for j, (cluster, cases) in enumerate(jobs):
@@ -268,7 +271,8 @@ def run_folds(
             for o_i, origin in enumerate(
                 origins_for(source.case(case_id), s.origin_step_months, min_h)
             ):
-                known = [q for c in cases for q in _known(source, c, origin, cfg, data)]
+                started = [c for c in cases if source.case(c)["window_start"] <= origin]
+                known = [q for c in started for q in _known(source, c, origin, cfg, data)]
                 draws, fw = fold_draws(
                     fitted_draws, state, known, data, evidence=evidence, n_out=s.n_out,
                     rng=rng, max_khat=s.max_khat, min_ess=s.min_ess,
@@ -335,6 +339,10 @@ def _combine(train: CaseSet, holdout: CaseSet) -> CaseSet:
         categories=train.cases["neutrality_status"].cat.categories,
     )
     return CaseSet(cases, outcomes, events, root=train.root)
+
+
+class HoldoutOverlapError(ValueError):
+    """External mode: holdout cases overlap training cases (same country and window)."""
 
 
 def holdout_overlaps(train: CaseSet, holdout: CaseSet) -> dict[str, list[str]]:
@@ -472,7 +480,7 @@ def run_backtest(
     if mode in ("external", "both"):
         overlaps = holdout_overlaps(case_set, holdout)
         if overlaps and not allow_overlap:
-            raise ValueError(
+            raise HoldoutOverlapError(
                 "holdout cases overlap training cases (same country, overlapping window): "
                 + "; ".join(f"{h} ~ {', '.join(t)}" for h, t in overlaps.items())
                 + ". Remove them, or pass allow_overlap=True (--allow-overlap) to flag them."

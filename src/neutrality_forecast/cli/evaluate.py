@@ -82,6 +82,7 @@ def backtest(
     """
     from neutrality_forecast.backtest import (
         BacktestSettings,
+        HoldoutOverlapError,
         case_replay,
         run_backtest,
         write_backtest,
@@ -111,7 +112,7 @@ def backtest(
             cs, cfg, mode=mode, holdout=holdout, settings=settings, placebo=placebo,
             allow_overlap=allow_overlap, scheduler=scheduler, progressbar=_progress(),
         )  # fmt: skip
-    except ValueError as exc:
+    except HoldoutOverlapError as exc:
         raise _bad_input(exc) from None
     write_backtest(result, out)
     replay_case = replay or ("TKM" if "TKM" in cs.case_ids else None)
