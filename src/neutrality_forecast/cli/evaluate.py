@@ -63,7 +63,8 @@ def backtest(
     ] = None,
     replay: Annotated[
         str | None,
-        typer.Option(help="Also replay this case's forecast history (default TKM if present)."),
+        typer.Option(help="Also replay this case's forecast history (default TKM if present; "
+                     "'none' to skip)."),
     ] = None,
     replay_step_months: Annotated[int, typer.Option(min=1)] = 3,
     real_time: Annotated[
@@ -116,6 +117,8 @@ def backtest(
         raise _bad_input(exc) from None
     write_backtest(result, out)
     replay_case = replay or ("TKM" if "TKM" in cs.case_ids else None)
+    if replay_case and replay_case.lower() == "none":
+        replay_case = None
     if replay_case:
         rep = case_replay(cs, cfg, case_id=replay_case, step_months=replay_step_months,
                           horizons=hz, settings=settings, real_time=real_time)  # fmt: skip

@@ -1,0 +1,141 @@
+"""Population-scale benchmarks on a seeded synthetic population (issue: population scale).
+
+Run ``python benchmarks/population.py [--cases 60] [--out runs/bench-population]``.
+Everything is measured in ONE run on the current machine and reported as seconds and as
+ratios against baselines measured in the same run; nothing is asserted (timings never go
+into tests). Writes ``summary.json`` (keys below) and prints it.
+
+* ``population_fit_seconds``: the library's default fit (NumPyro NUTS on
+  :class:`HazardModel`), ``first`` (empty compile cache, fresh process) and ``routine``
+  (fresh process, cache warmed by a fit of *other* data of the same shapes), with min bulk
+  and tail ESS of the gate's quantities;
+* ``population_speedup_vs_pymc_nuts``: min-ESS per second of the routine fit over PyMC's
+  default NUTS on the same graph (shorter chains for the baseline; ESS/s normalises);
+* ``population_speedup_vs_textbook``: the same over PyMC's NUTS on the textbook model
+  (:class:`ReferenceHazardModel`: every term gathered by index, log-scale scales);
+* ``loco_population_seconds`` and ``loco_refit_share``: the leave-cluster-out backtest
+  (model + evidence-free twin, every cluster);
+* ``peak_rss_gb``: the largest resident set of the processes above.
+
+The synthetic population comes from :func:`neutrality_forecast.synthetic.synthetic_population`
+(60 cases x 180 months, 3-6 events per case-year, clusters of 1-2 cases by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import arviz as az
+
+import neutrality_forecast as nf
+from neutrality_forecast.model.fitted import GATE_VARS
+
+
+def _min_ess(idata) -> tuple[float, float]:
+    post = idata.posterior[[v for v in GATE_VARS if v in idata.posterior]]
+    return (
+        float(az.ess(post, method="bulk").to_array().min()),
+        float(az.ess(post, method="tail").to_array().min()),
+    )
+
+
+CHILD = r"""
+import json, sys, time, resource
+import neutrality_forecast as nf
+from neutrality_forecast.model.fitted import GATE_VARS
+import arviz as az
+cs = nf.load_case_set(sys.argv[1])
+t = time.perf_counter()
+f = nf.fit(cs, nf.load_config(), progressbar=False, seed=int(sys.argv[2]))
+s = time.perf_counter() - t
+post = f.idata.posterior[[v for v in GATE_VARS if v in f.idata.posterior]]
+print(json.dumps({"seconds": s, "ess_bulk": float(az.ess(post, method="bulk").to_array().min()),
+                  "ess_tail": float(az.ess(post, method="tail").to_array().min()),
+                  "passed": f.gate.passed, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+"""
+
+
+def _fresh_fit(folder: Path, seed: int, cache: str) -> dict:
+    env = {"NF_CACHE_DIR": cache, "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(seed)], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pymc_fit(model_cls, cs, draws: int) -> dict:
+    cfg = nf.load_config()
+    data = nf.build_model_data(cs, cfg)
+    model = model_cls(data, cfg).build_model()
+    import pymc as pm
+
+    t = time.perf_counter()
+    with model:
+        idata = pm.sample(draws=draws, tune=draws, chains=4, cores=2, random_seed=1,
+                          progressbar=False, compute_convergence_checks=False)  # fmt: skip
+    s = time.perf_counter() - t
+    bulk, tail = _min_ess(idata)
+    return {"seconds": s, "ess_bulk": bulk, "ess_tail": tail, "draws": draws}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", type=int, default=60)
+    ap.add_argument("--months", type=int, default=180)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-population"))
+    ap.add_argument("--baseline-draws", type=int, default=300)
+    ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--skip-loco", action="store_true")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp())
+    from neutrality_forecast.synthetic import synthetic_population
+
+    folders = []
+    for seed in (1, 2):
+        folder = tmp / f"pop{seed}"
+        synthetic_population(n_cases=args.cases, months=args.months, seed=seed, folder=folder)
+        folders.append(folder)
+    cs = nf.load_case_set(folders[0])
+    data = nf.build_model_data(cs, nf.load_config())
+    summary: dict = {"cases": args.cases, "questions": len(data.questions), "rows": data.n_rows,
+                     "occurrences": float(data.y.sum())}  # fmt: skip
+    cache = str(tmp / "cache")
+    first = _fresh_fit(folders[0], 1, cache)  # empty cache: compiles
+    routine = _fresh_fit(folders[1], 2, cache)  # other data, same shapes: cache hit
+    summary["population_fit_seconds"] = {"first": first, "routine": routine}
+    rss = [first["rss_gb"], routine["rss_gb"]]
+    ess_s = min(routine["ess_bulk"], routine["ess_tail"]) / routine["seconds"]
+    if not args.skip_baselines:
+        from neutrality_forecast.model.hazard import HazardModel
+        from neutrality_forecast.model.reference import ReferenceHazardModel
+
+        same = _pymc_fit(HazardModel, cs, args.baseline_draws)
+        text = _pymc_fit(ReferenceHazardModel, cs, args.baseline_draws)
+        summary["pymc_nuts_same_graph"], summary["pymc_nuts_textbook"] = same, text
+        for key, base in (("population_speedup_vs_pymc_nuts", same),
+                          ("population_speedup_vs_textbook", text)):  # fmt: skip
+            summary[key] = ess_s / (min(base["ess_bulk"], base["ess_tail"]) / base["seconds"])
+    if not args.skip_loco:
+        from neutrality_forecast.backtest import BacktestSettings, run_backtest
+
+        t = time.perf_counter()
+        res = run_backtest(cs, nf.load_config(), settings=BacktestSettings(seed=1),
+                           progressbar=False)  # fmt: skip
+        summary["loco_population_seconds"] = time.perf_counter() - t
+        summary["loco_refit_share"] = res.summary["folds"]["refit_share"]
+        summary["loco_folds"] = res.summary["folds"]
+    rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+    summary["peak_rss_gb"] = max(rss)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
