@@ -83,19 +83,34 @@ def draw_effects(
 
 
 def cluster_loglik(
-    eta0: np.ndarray, u: np.ndarray, rows: pd.DataFrame, q_pos: np.ndarray
+    eta0: np.ndarray,
+    u: np.ndarray,
+    rows: pd.DataFrame,
+    q_pos: np.ndarray,
+    *,
+    bins: np.ndarray | None = None,
+    n_bins: int = 1,
 ) -> np.ndarray:
     """Log-likelihood (without constants) of ``rows`` for every (draw, effect draw).
 
     ``eta0`` (S, R) from :func:`fixed_eta`; ``u`` (S, M, Q); ``q_pos`` maps rows to the
-    question axis of ``u``. Returns (S, M).
+    question axis of ``u``. Returns (S, M), or (S, M, n_bins) summed by ``bins`` (a bin
+    index per row, e.g. its month).
     """
     y = rows["y"].to_numpy(float)
     n = rows["trials"].to_numpy(float)
-    out = np.zeros(u.shape[:2])
+    if bins is None:
+        out = np.zeros(u.shape[:2])
+        for m in range(u.shape[1]):
+            eta = eta0 + u[:, m, q_pos]
+            out[:, m] = eta @ y - np.logaddexp(0.0, eta) @ n
+        return out
+    onehot = np.zeros((len(rows), n_bins))
+    onehot[np.arange(len(rows)), bins] = 1.0
+    out = np.zeros((*u.shape[:2], n_bins))
     for m in range(u.shape[1]):
         eta = eta0 + u[:, m, q_pos]
-        out[:, m] = eta @ y - np.logaddexp(0.0, eta) @ n
+        out[:, m, :] = (eta * y - np.logaddexp(0.0, eta) * n) @ onehot
     return out
 
 
@@ -138,6 +153,9 @@ class ClusterState:
     questions: list[Question]
     effects: np.ndarray
     log_marginal: np.ndarray
+    #: log-likelihood of the cluster's rows by month, (S, M, months), from ``first_month``
+    month_ll: np.ndarray | None = None
+    first_month: int = 0
 
 
 def cluster_state(
@@ -157,17 +175,21 @@ def cluster_state(
     """
     qs = [q for q in data.questions if q.case_id in cluster_cases]
     u = draw_effects(draws, qs, n_effects, rng)
-    if not remove:
-        return ClusterState(qs, u, np.zeros(u.shape[0]))
     rows = pd.concat(
         [question_rows(q, data.link_outcomes, data.config, data.partners) for q in qs],
         ignore_index=True,
     )
     pos = {q.q_idx: i for i, q in enumerate(qs)}
     q_pos = rows["q_idx"].map(pos).to_numpy(int)
-    ll = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), u, rows, q_pos)
+    first = int(rows["month"].min())
+    bins = rows["month"].to_numpy(int) - first
+    month_ll = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), u, rows, q_pos,
+                              bins=bins, n_bins=int(bins.max()) + 1)  # fmt: skip
+    if not remove:
+        return ClusterState(qs, u, np.zeros(u.shape[0]), month_ll, first)
+    ll = month_ll.sum(axis=2)
     log_marg = np.logaddexp.reduce(ll, axis=1) - np.log(n_effects)
-    return ClusterState(qs, u, log_marg)
+    return ClusterState(qs, u, log_marg, month_ll, first)
 
 
 def fold_draws(
@@ -192,12 +214,17 @@ def fold_draws(
         question_rows(q, data.link_outcomes, data.config, data.partners) for q in known_questions
     ]
     frames = [f for f in frames if len(f)]
+    ll_pre = np.zeros(state.effects.shape[:2])
     if frames:
         rows = pd.concat(frames, ignore_index=True)
-        q_pos = rows["q_idx"].map(pos).to_numpy(int)
-        ll_pre = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), state.effects, rows, q_pos)
-    else:
-        ll_pre = np.zeros(state.effects.shape[:2])
+        m0 = int(rows["month"].max())
+        # months before the origin month: the full rows (identical: the features are
+        # causal), summed once per cluster; the origin month itself: the cut rows
+        ll_pre += state.month_ll[:, :, : max(m0 - state.first_month, 0)].sum(axis=2)
+        last = rows[rows["month"] == m0]
+        q_pos = last["q_idx"].map(pos).to_numpy(int)
+        ll_pre += cluster_loglik(fixed_eta(draws, last, evidence=evidence), state.effects,
+                                 last, q_pos)  # fmt: skip
     log_w = ll_pre - state.log_marginal[:, None]
     fw = importance_fold(log_w, max_khat=max_khat, min_ess=min_ess)
     if not fw.accepted:
