@@ -48,10 +48,10 @@ def _min_ess(idata, fitted_like) -> tuple[float, float]:
 
 
 def _tkm_probabilities(fitted) -> np.ndarray:
-    qs = [q for q in fitted.data.questions if q.case_id == "TKM"]
+    qs = fitted.data.questions_of("TKM")
     res = question_probabilities(
         qs, fitted.draws(), config=fitted.config, link_outcomes=fitted.data.link_outcomes,
-        as_of_month=qs[0].last_month, horizons=[12],
+        as_of=qs[0].window_end, horizons=[12],
     )  # fmt: skip
     open_ = [i for i, r in enumerate(res["resolved"]) if not r]
     return res["marginal"][:, 0, open_]

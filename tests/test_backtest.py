@@ -171,9 +171,9 @@ def test_fault2_month_and_year_precision_known_at_end_of_period(tiny):
     ev = cs.events.copy()
     i = ev.index[ev["event_id"] == "XTA-E001"][0]
     ev.loc[i, "date"] = pd.Timestamp("2012-01-01")
-    ev["date_precision"] = ev["date_precision"].cat.add_categories([]) if False else ev[
-        "date_precision"
-    ]
+    ev["date_precision"] = (
+        ev["date_precision"].cat.add_categories([]) if False else ev["date_precision"]
+    )
     ev.loc[i, "date_precision"] = "month"
     cs2 = nf.CaseSet(cs.cases, cs.outcomes, ev)
     # an origin on the first of the month does not know a month-precision event of that month
@@ -234,7 +234,9 @@ def test_fault4_case_history_informs_its_forecast(tiny):
 def test_fault5_clusters_left_out_together(tiny_copy):
     text = (tiny_copy / "cases.csv").read_text().splitlines()
     text[0] += ",cluster"
-    text[1:] = [line + ("," + ("AB" if line.startswith(("XTA", "XTB")) else "")) for line in text[1:]]
+    text[1:] = [
+        line + ("," + ("AB" if line.startswith(("XTA", "XTB")) else "")) for line in text[1:]
+    ]
     (tiny_copy / "cases.csv").write_text("\n".join(text) + "\n")
     cs = nf.load_case_set(tiny_copy)
     groups = _cluster_cases(cs)
@@ -250,7 +252,9 @@ def test_fault5_cluster_members_starting_later_are_skipped_until_they_start(tiny
     # XTA (2010-) and XTC (2012-) in one cluster: XTA's 2011 origin knows nothing of XTC
     text = (tiny_copy / "cases.csv").read_text().splitlines()
     text[0] += ",cluster"
-    text[1:] = [line + ("," + ("AC" if line.startswith(("XTA", "XTC")) else "")) for line in text[1:]]
+    text[1:] = [
+        line + ("," + ("AC" if line.startswith(("XTA", "XTC")) else "")) for line in text[1:]
+    ]
     (tiny_copy / "cases.csv").write_text("\n".join(text) + "\n")
     cs = nf.load_case_set(tiny_copy)
     res = run_backtest(cs, nf.load_config(), settings=SMALL, progressbar=False)

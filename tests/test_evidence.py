@@ -96,9 +96,16 @@ def test_causal_intensity_factor(cfg):
 
 
 def test_feature_blocks(cfg):
-    full = nf.load_config().with_updates(
-        features={"blocks": ["categories", "composites", "steps", "surge"], "half_lives": [3, 24]}
-    ).evidence
+    full = (
+        nf.load_config()
+        .with_updates(
+            features={
+                "blocks": ["categories", "composites", "steps", "surge"],
+                "half_lives": [3, 24],
+            }
+        )
+        .evidence
+    )
     names = full.feature_names
     j = len(full.category_names)
     assert names[:j] == [f"{c}@3" for c in full.category_names]

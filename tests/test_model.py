@@ -95,7 +95,9 @@ def _disaggregated(data: ModelData) -> ModelData:
         [np.r_[np.ones(int(np.floor(n + 1e-9))), [n - np.floor(n + 1e-9)] if n % 1 > 1e-9 else []]
          for n in data.trials]
     )  # fmt: skip
-    y = np.concatenate([np.r_[np.ones(int(k)), np.zeros(r - int(k))] for r, k in zip(reps, data.y, strict=True)])
+    y = np.concatenate(
+        [np.r_[np.ones(int(k)), np.zeros(r - int(k))] for r, k in zip(reps, data.y, strict=True)]
+    )
     rep = lambda a: np.repeat(a, reps, axis=0)  # noqa: E731
     return dataclasses.replace(
         data, q_idx=rep(data.q_idx), outcome_idx=rep(data.outcome_idx),

@@ -36,7 +36,9 @@ def test_exactly_the_48_cases(cs):
 def test_questions_follow_the_rule(cs):
     for case in cs.cases.itertuples(index=False):
         outs = cs.outcomes_of(case.case_id)
-        partners = {"RUS", "CHN", "USA"} | ({REGIONAL[case.case_id]} if case.case_id in REGIONAL else set())
+        partners = {"RUS", "CHN", "USA"} | (
+            {REGIONAL[case.case_id]} if case.case_id in REGIONAL else set()
+        )
         for family in ("security_accord", "foreign_basing"):
             got = set(outs.loc[outs["outcome"] == family, "partner"])
             assert got == partners, (case.case_id, family, got)
@@ -84,7 +86,11 @@ def test_known_caveats_fixed(cs):
 
 def test_mission_questions_and_seed_events(cs):
     tkm = cs.outcomes_of("TKM")
-    assert {("neutrality_revision", None), ("security_accord", "RUS"), ("foreign_basing", "CHN")} <= {
+    assert {
+        ("neutrality_revision", None),
+        ("security_accord", "RUS"),
+        ("foreign_basing", "CHN"),
+    } <= {
         (o, None if pd.isna(p) else p) for o, p in zip(tkm["outcome"], tkm["partner"], strict=True)
     }
     ev = cs.events_of("TKM")

@@ -11,12 +11,12 @@ from tests.conftest import TINY
 
 import neutrality_forecast as nf
 from neutrality_forecast.validation import (
+    draws_from,
     parameter_recovery,
     pointwise_loglik,
     power_scaling_sensitivity,
     prior_base_rates,
     sbc,
-    draws_from,
     simulate_counts,
 )
 

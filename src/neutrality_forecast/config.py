@@ -48,9 +48,7 @@ class Composite(_Strict):
 
 
 class Features(_Strict):
-    blocks: list[Literal["categories", "composites", "steps", "surge", "static"]] = [
-        "categories"
-    ]
+    blocks: list[Literal["categories", "composites", "steps", "surge", "static"]] = ["categories"]
     half_lives: list[float] = Field(default=[12.0], min_length=1)
     step_half_life_months: float = Field(default=3.0, gt=0)
     surge_months: int = Field(default=6, gt=0)

@@ -66,8 +66,8 @@ class WhatIfResult:
         The as-of date of both forecasts.
     table : DataFrame
         One row per question x horizon: ``case_id, question, outcome, partner, as_of,
-        horizon_months, target_date, status``, the baseline probability ``baseline_mean, baseline_q05,
-        baseline_q95``, the scenario probability ``scenario_mean, scenario_q05,
+        horizon_months, target_date, status``, the baseline probability ``baseline_mean,
+        baseline_q05, baseline_q95``, the scenario probability ``scenario_mean, scenario_q05,
         scenario_q95``, the per-draw difference ``diff_mean, diff_q05, diff_q95`` and
         ``p_increase`` (the share of draws in which the scenario probability is higher).
     events : DataFrame
@@ -270,8 +270,9 @@ def scenario_evidence(
     as_of: pd.Timestamp,
     max_horizon: int,
 ) -> dict[str, QuestionEvidence]:
-    """The hypothetical events' evidence per question of ``case_id`` (the ``extra`` of
-    :func:`~neutrality_forecast.make_forecast`).
+    """The hypothetical events' evidence per question of ``case_id``.
+
+    The ``extra`` argument of :func:`~neutrality_forecast.make_forecast`.
 
     Computed exactly like real events (category rules, Admiralty weights, end-of-period
     knowledge dates, precursor steps), from the case's first month to the month of
@@ -283,8 +284,13 @@ def scenario_evidence(
     m_end = int(month_index(pd.Timestamp(as_of))) + max_horizon
     return {
         q.label: question_evidence(
-            events, country=country, outcome=q.outcome, partner=q.partner,
-            first_month=q.first_month, last_month=m_end, cfg=cfg,
+            events,
+            country=country,
+            outcome=q.outcome,
+            partner=q.partner,
+            first_month=q.first_month,
+            last_month=m_end,
+            cfg=cfg,
         )  # fmt: skip
         for q in fitted.questions_at(case_id, as_of)
     }

@@ -56,7 +56,9 @@ def _events(rng, case_id, country, partners, start, end, rate_range):
     for year in years:
         n = rng.poisson(rng.uniform(*rate_range))
         for _ in range(n):
-            day = pd.Timestamp(year=year, month=1, day=1) + pd.Timedelta(days=int(rng.integers(0, 365)))
+            day = pd.Timestamp(year=year, month=1, day=1) + pd.Timedelta(
+                days=int(rng.integers(0, 365))
+            )
             if not start <= day <= end:
                 continue
             etype = rng.choice(list(_TYPES))

@@ -29,11 +29,10 @@ from scipy import stats
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.config import Config
 from neutrality_forecast.model.data import ModelData, build_model_data
-from neutrality_forecast.model.fitted import FittedModel
+from neutrality_forecast.model.fitted import FittedModel, posterior_draws
 from neutrality_forecast.model.hazard import HazardModel
-from neutrality_forecast.sampling import CompiledModel
-from neutrality_forecast.model.fitted import posterior_draws
 from neutrality_forecast.model.likelihood import linear_predictor, pointwise_log_likelihood
+from neutrality_forecast.sampling import CompiledModel
 
 __all__ = [
     "SBC_PARAMS",
@@ -53,8 +52,11 @@ SBC_PARAMS = (
 
 
 def draws_from(ds: xr.Dataset, data: ModelData) -> dict[str, np.ndarray]:
-    """Forecast-parameter draws (:func:`~neutrality_forecast.model.fitted.posterior_draws`)
-    of a posterior or prior group (sample dimensions ``chain``/``draw``)."""
+    """Forecast-parameter draws of a posterior or prior group.
+
+    See :func:`~neutrality_forecast.model.fitted.posterior_draws` (sample dimensions
+    ``chain``/``draw``).
+    """
     return posterior_draws(ds, data)
 
 
@@ -70,7 +72,8 @@ def pointwise_loglik(fitted: FittedModel, data: ModelData | None = None) -> xr.D
     whole = np.isclose(data.trials, np.round(data.trials))
     const = np.where(
         whole,
-        stats.binom.logpmf(data.y, np.round(data.trials), 0.5) - np.round(data.trials) * np.log(0.5),
+        stats.binom.logpmf(data.y, np.round(data.trials), 0.5)
+        - np.round(data.trials) * np.log(0.5),
         0.0,
     )
     return xr.DataArray(
@@ -82,8 +85,11 @@ def pointwise_loglik(fitted: FittedModel, data: ModelData | None = None) -> xr.D
 def simulate_counts(
     data: ModelData, draws: dict[str, np.ndarray], i: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Counts per row simulated from draw ``i``: binomial over the whole months of the row,
-    plus a Bernoulli ``1 - (1 - h) ** f`` for a fractional month ``f``."""
+    """Counts per row simulated from draw ``i``.
+
+    Binomial over the whole months of the row, plus a Bernoulli ``1 - (1 - h) ** f`` for a
+    fractional month ``f``.
+    """
     one = {k: v[i : i + 1] for k, v in draws.items()}
     eta = linear_predictor(
         one, outcome_idx=data.outcome_idx, partner_idx=data.partner_idx, x=data.x,

@@ -24,12 +24,13 @@ def permute_dates(case_set: CaseSet, rng: np.random.Generator) -> CaseSet:
     ev = case_set.events.copy()
     for _, idx in ev.groupby("case_id", observed=True).indices.items():
         perm = rng.permutation(idx)
-        ev.loc[ev.index[idx], ["date", "date_precision"]] = (
-            ev.loc[ev.index[perm], ["date", "date_precision"]].to_numpy()
-        )
+        ev.loc[ev.index[idx], ["date", "date_precision"]] = ev.loc[
+            ev.index[perm], ["date", "date_precision"]
+        ].to_numpy()
     ev["date"] = pd.to_datetime(ev["date"]).astype("datetime64[ns]")
     ev["date_precision"] = pd.Categorical(
-        ev["date_precision"].astype(str), categories=case_set.events["date_precision"].cat.categories
+        ev["date_precision"].astype(str),
+        categories=case_set.events["date_precision"].cat.categories,
     )
     return CaseSet(case_set.cases.copy(), case_set.outcomes.copy(), ev, root=case_set.root)
 

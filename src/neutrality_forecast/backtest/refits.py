@@ -55,7 +55,9 @@ def run_refit(runner, source: CaseSet, job: RefitJob) -> tuple[list[dict], dict]
     )  # fmt: skip
     draws = posterior_draws(fm.idata.posterior, dcut)
     qs = _known(source, job.case_id, job.origin, runner.config, runner.data)
-    res = runner.forecast(qs, draws, evidence=job.evidence, origin=job.origin, seed=job.forecast_seed)
+    res = runner.forecast(
+        qs, draws, evidence=job.evidence, origin=job.origin, seed=job.forecast_seed
+    )
     return _rows(res, job.case_id, job.cluster, job.origin), runner.fits[-1]
 
 

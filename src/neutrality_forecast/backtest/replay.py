@@ -20,8 +20,8 @@ import pandas as pd
 
 from neutrality_forecast.backtest.runner import (
     BacktestSettings,
-    _Runner,
     _rows,
+    _Runner,
     origins_for,
     run_folds,
     score_truth,

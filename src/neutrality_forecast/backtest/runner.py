@@ -277,9 +277,11 @@ def run_folds(
                     fitted_draws, state, known, data, evidence=evidence, n_out=s.n_out,
                     rng=rng, max_khat=s.max_khat, min_ess=s.min_ess,
                 )  # fmt: skip
-                rec = {"cluster": cluster, "case_id": case_id, "origin": origin.date().isoformat(),
-                       "evidence": evidence, "khat": fw.khat, "ess": fw.ess,
-                       "method": "psis" if draws is not None else "refit", "reason": fw.reason}  # fmt: skip
+                rec = {
+                    "cluster": cluster, "case_id": case_id, "origin": origin.date().isoformat(),
+                    "evidence": evidence, "khat": fw.khat, "ess": fw.ess, "reason": fw.reason,
+                    "method": "psis" if draws is not None else "refit",
+                }  # fmt: skip
                 folds.append(rec)
                 if draws is None:
                     if refit_budget is not None and refit_budget[0] <= 0:
@@ -487,7 +489,10 @@ def run_backtest(
             )
         combined = _combine(case_set, holdout)
         clusters = {c: combined.clusters[c] for c in holdout.case_ids}
-        jobs = [(cl, [c for c, k in clusters.items() if k == cl]) for cl in dict.fromkeys(clusters.values())]
+        jobs = [
+            (cl, [c for c, k in clusters.items() if k == cl])
+            for cl in dict.fromkeys(clusters.values())
+        ]
         sc, fo, extra, runner = _evaluate(
             combined, config, s, jobs=jobs, exclude=tuple(holdout.case_ids), placebo=placebo,
             progressbar=progressbar, scheduler=scheduler, client=client,

@@ -203,6 +203,7 @@ class CaseSet:
             keys = ["case_id", "outcome", "partner"]
             late_rows = outcomes[late]
             outcomes = outcomes[~late]
+
             def key(frame: pd.DataFrame) -> pd.Series:
                 text = frame[keys].astype(object).where(frame[keys].notna(), "").astype(str)
                 return text.agg("|".join, axis=1)

@@ -78,7 +78,9 @@ def _read_covariates(path: Path, case_ids: set[str]) -> pd.DataFrame:
     if raw is not None:
         for row, rec in raw.iterrows():
             if rec.get("case_id") not in case_ids:
-                violations.append(Violation(path.name, row, "case_id", f"unknown case {rec.get('case_id')!r}"))
+                violations.append(
+                    Violation(path.name, row, "case_id", f"unknown case {rec.get('case_id')!r}")
+                )
             try:
                 float(rec.get("value", ""))
             except ValueError:

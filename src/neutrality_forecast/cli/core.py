@@ -101,7 +101,8 @@ def print_forecast_table(table, title: str, *, headline_only: bool = True) -> No
         ]
         console.print(
             f"other questions at {int(longest['horizon_months'].iloc[0])} months: "
-            + "; ".join(parts) + " (all in forecast.csv)"
+            + "; ".join(parts)
+            + " (all in forecast.csv)"
         )
 
 

@@ -35,8 +35,11 @@ def backtest(
     ] = None,
     allow_overlap: Annotated[
         bool,
-        typer.Option("--allow-overlap", help="External mode: keep (and flag) holdout cases "
-                     "whose country and window overlap a training case instead of refusing."),
+        typer.Option(
+            "--allow-overlap",
+            help="External mode: keep (and flag) holdout cases "
+            "whose country and window overlap a training case instead of refusing.",
+        ),
     ] = False,
     origin_step_months: Annotated[
         int, typer.Option("--origin-step-months", min=1, help="Months between origins.")
@@ -50,27 +53,39 @@ def backtest(
     sampler: SamplerOpt = None,
     config: ConfigOpt = None,
     placebo: Annotated[
-        int, typer.Option(min=0, help="Also run N placebo backtests with event dates permuted "
-                          "within each case; report the real skill's percentile among them.")
+        int,
+        typer.Option(
+            min=0,
+            help="Also run N placebo backtests with event dates permuted "
+            "within each case; report the real skill's percentile among them.",
+        ),
     ] = 0,
     max_refits: Annotated[
         int | None, typer.Option("--max-refits", help="Cap on fold refits (default: none).")
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option("--scheduler", help="Dask scheduler address: folds that need a refit run "
-                     "there (results identical to a local run with the same seeds)."),
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address: folds that need a refit run "
+            "there (results identical to a local run with the same seeds).",
+        ),
     ] = None,
     replay: Annotated[
         str | None,
-        typer.Option(help="Also replay this case's forecast history (default TKM if present; "
-                     "'none' to skip)."),
+        typer.Option(
+            help="Also replay this case's forecast history (default TKM if present; "
+            "'none' to skip)."
+        ),
     ] = None,
     replay_step_months: Annotated[int, typer.Option(min=1)] = 3,
     real_time: Annotated[
         bool,
-        typer.Option("--real-time", help="Replay in real time: every case cut at each origin "
-                     "and the model refitted there (what an analyst had at the time)."),
+        typer.Option(
+            "--real-time",
+            help="Replay in real time: every case cut at each origin "
+            "and the model refitted there (what an analyst had at the time).",
+        ),
     ] = False,
 ) -> None:
     """Backtest the deployed procedure against the reference population.
@@ -147,8 +162,9 @@ def _print_summary(s: dict, mode: str, out: Path) -> None:
         if "placebo" in part:
             pl = part["placebo"]
             console.print(
-                f"{tag}: real skill vs evidence-free is above {pl['percentile_vs_evidence_free']:.0f}"
-                f"% of {pl['n']} placebo runs (event dates permuted within cases)"
+                f"{tag}: real skill vs evidence-free is above "
+                f"{pl['percentile_vs_evidence_free']:.0f}% of {pl['n']} placebo runs "
+                "(event dates permuted within cases)"
             )
         if "folds" in part:
             f = part["folds"]

@@ -294,7 +294,9 @@ def question_probabilities(
         idx = [i] if rev is None or i == rev else [rev, i]
         states = run(idx)
         pos = idx.index(i)
-        marginal[:, :, i] = states[:, :, [b for b in range(2 ** len(idx)) if (b >> pos) & 1]].sum(-1)
+        marginal[:, :, i] = states[:, :, [b for b in range(2 ** len(idx)) if (b >> pos) & 1]].sum(
+            -1
+        )
     head = headline_questions(qs, fc.headline)
     head_idx = [qs.index(q) for q in head]
     joint = run(head_idx) if head_idx else np.zeros((n_draws, len(horizons), 1))

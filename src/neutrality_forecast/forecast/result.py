@@ -62,8 +62,10 @@ class Forecast:
 
 
 def _summ(values: np.ndarray) -> dict[str, float]:
-    """Mean, median and 90 % interval, clipped to [0, 1] (sums of probabilities can
-    overshoot by round-off)."""
+    """Mean, median and 90 % interval, clipped to [0, 1].
+
+    Sums of probabilities can overshoot [0, 1] by round-off.
+    """
     values = np.clip(values, 0.0, 1.0)
     q05, q50, q95 = np.quantile(values, QUANTILES)
     return {
@@ -72,6 +74,11 @@ def _summ(values: np.ndarray) -> dict[str, float]:
         "p_q05": float(q05),
         "p_q95": float(q95),
     }
+
+
+def _next_month(a: np.ndarray, upto: int) -> np.ndarray:
+    """The first ``upto`` months of ``a`` and one empty month after them."""
+    return np.concatenate([a[:upto], np.zeros((1, *a.shape[1:]))])
 
 
 def drivers_table(fitted: FittedModel, case_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -91,9 +98,10 @@ def drivers_table(fitted: FittedModel, case_id: str, as_of: pd.Timestamp) -> pd.
             continue
         upto = m0 - q.first_month + 1
         ev = q.evidence
-        pad = lambda a: np.concatenate([a[:upto], np.zeros((1, *a.shape[1:]))])  # noqa: E731
-        x = features(pad(ev.inflow), pad(ev.steps), pad(ev.volume), cfg=cfg.evidence,
-                     static=q.static)[-1]  # fmt: skip
+        x = features(
+            *(_next_month(a, upto) for a in (ev.inflow, ev.steps, ev.volume)),
+            cfg=cfg.evidence, static=q.static,
+        )[-1]  # fmt: skip
         k = q.outcome_idx
         terms = {"intercept (alpha)": draws["alpha"][:, k]}
         if q.partner_idx >= 0:
@@ -226,8 +234,11 @@ def make_forecast(
 
 
 def _conditional(res: dict, horizons: list[int], case_id: str) -> pd.DataFrame:
-    """P(basing | revision) as the predictive ratio E[both] / E[revision] (the ratio of the
-    means, consistent with joint.csv), with the 90 % interval of the per-draw ratio."""
+    """P(basing | revision) as the predictive ratio E[both] / E[revision].
+
+    The ratio of the means (consistent with joint.csv), with the 90 % interval of the
+    per-draw ratio.
+    """
     cols = ["case_id", "horizon_months", "quantity", "p_mean", "p_q05", "p_q95"]
     names = [q.outcome for q in res["headline"]]
     if "foreign_basing" not in names or "neutrality_revision" not in names:

@@ -365,10 +365,14 @@ def build_questions(case_set: CaseSet, config: Config, partners: list[str]) -> l
         rev_date = pd.Timestamp(rev["occurred_on"].min()) if len(rev) else None
         partner_col = mine["partner"].where(mine["partner"].notna(), None)
         keys = pd.DataFrame({"outcome": mine["outcome"].astype(str), "partner": partner_col})
-        for (outcome, partner), grp in keys.groupby(["outcome", "partner"], dropna=False, sort=False):
+        for (outcome, partner), grp in keys.groupby(
+            ["outcome", "partner"], dropna=False, sort=False
+        ):
             partner = None if partner is None or pd.isna(partner) else str(partner)
             rows = mine.loc[grp.index]
-            dates = tuple(sorted(pd.Timestamp(d) for d in rows.loc[rows["occurred"], "occurred_on"]))
+            dates = tuple(
+                sorted(pd.Timestamp(d) for d in rows.loc[rows["occurred"], "occurred_on"])
+            )
             evid = _question_evidence(
                 events, country=case.country, outcome=outcome, partner=partner,
                 first_month=first, last_month=last, cfg=ev_cfg,

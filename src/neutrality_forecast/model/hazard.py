@@ -215,7 +215,9 @@ class HazardModel:
             z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "contrast"))
             partner = pm.Deterministic(
                 "partner_effect",
-                p.partner_sigma_scale * w_partner * pt.dot(z_partner, zero_sum_basis(len(d.partners)).T),
+                p.partner_sigma_scale
+                * w_partner
+                * pt.dot(z_partner, zero_sum_basis(len(d.partners)).T),
                 dims=("recurrent_outcome", "partner"),
             )
 
