@@ -29,8 +29,8 @@ class ReferenceHazardModel:
     :math:`\eta_r = \alpha_{k_r} + \pi_{k_r p_r} + u_{q_r} + x_r^\top\beta_{k_r}
     + \rho_{k_r} r_r - \gamma_{k_r} s_r`. It is not used to forecast. It exists so that
     (a) the benchmarks can measure the library's default fit against PyMC's default NUTS
-    on the model as commonly written, and (b) tests can check that the library's parameterisation defines
-    the same posterior (the log densities differ only by the Jacobian of the change of
+    on the model as commonly written, and (b) tests can check that the library's
+    parameterisation defines the same posterior (the log densities differ only by the Jacobian of the change of
     variables).
     """
 
