@@ -30,8 +30,8 @@ class ReferenceHazardModel:
     + \rho_{k_r} r_r - \gamma_{k_r} s_r`. It is not used to forecast. It exists so that
     (a) the benchmarks can measure the library's default fit against PyMC's default NUTS
     on the model as commonly written, and (b) tests can check that the library's
-    parameterisation defines the same posterior (the log densities differ only by the Jacobian of the change of
-    variables).
+    parameterisation defines the same posterior (the log densities differ only by the
+    Jacobian of the change of variables).
     """
 
     def __init__(self, data: ModelData, config: Config) -> None:
