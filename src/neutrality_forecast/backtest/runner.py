@@ -69,7 +69,7 @@ class BacktestSettings:
     chains: int = 4
     seed: int = 0
     sampler: str | None = None
-    n_effects: int = 32
+    n_effects: int = 128
     n_out: int = 1000
     max_khat: float = 0.7
     min_ess: float = 200.0
