@@ -426,3 +426,33 @@ def test_backtest_cli_bad_input(tiny_copy, tmp_path):
     )
     assert result.exit_code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_real_time_replay_cuts_every_case_at_each_origin(mocked, monkeypatch):
+    """``--real-time``: each origin refits on what was known then (every case cut there)."""
+    from neutrality_forecast.backtest import replay as replay_mod
+
+    seen = []
+    original = replay_mod._Runner.fit
+
+    def spy(self, cs, *, evidence, seed, tag, exclude=()):
+        seen.append((tag, cs, tuple(exclude)))
+        return original(self, cs, evidence=evidence, seed=seed, tag=tag, exclude=exclude)
+
+    monkeypatch.setattr(replay_mod._Runner, "fit", spy)
+    cs = nf.load_case_set(TINY)
+    out = replay_mod.case_replay(cs, nf.load_config(), case_id="XTC", step_months=12,
+                                 horizons=[6], settings=SMALL, real_time=True)  # fmt: skip
+    origins = sorted(pd.to_datetime(out["as_of"]).unique())
+    assert len(seen) == len(origins) >= 2  # one fit per origin
+    assert out.attrs["real_time"]
+    for origin, (tag, cut, exclude) in zip(origins, seen, strict=True):
+        assert str(origin.date()) in tag
+        kept = cut.events[~cut.events["case_id"].isin(exclude)]
+        assert (kept["date"] < origin).all()  # later events dropped, every case
+        occ = cut.outcomes[cut.outcomes["occurred"].astype(bool)]
+        assert (pd.to_datetime(occ["occurred_on"]) < origin).all()  # later outcomes reopened
+    # the full-hindsight replay differs from the real-time one
+    hind = replay_mod.case_replay(cs, nf.load_config(), case_id="XTC", step_months=12,
+                                  horizons=[6], settings=SMALL)  # fmt: skip
+    assert not hind.attrs["real_time"]
