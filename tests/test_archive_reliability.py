@@ -35,6 +35,8 @@ def spawn(cases: Path, archive: Path, tmp_path: Path, hang: str, sleep: float = 
            "NF_TEST_SLEEP": str(sleep), "NF_NO_PROGRESS": "1"}  # fmt: skip
     args = [sys.executable, str(DRIVER), "reforecast", "--cases", str(cases),
             "--archive", str(archive), *FAST]  # fmt: skip
+    if hang == "fit":  # kill during a full fit, not an instant (PSIS) update
+        args += ["--update", "refit"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while not marker.exists():
