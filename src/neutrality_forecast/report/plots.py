@@ -263,7 +263,8 @@ def drivers_chart(
 ) -> plt.Figure:
     """Log-odds contributions to each open question's hazard (mean and 90 % CI).
 
-    One panel per outcome; evidence terms whose covariate is zero are left out.
+    One panel per outcome, terms grouped by partner (labelled ``PARTNER: term``);
+    evidence terms whose covariate is zero are left out.
     """
     data = drivers[~(drivers["term"].str.startswith("evidence") & (drivers["x"].fillna(1) == 0))]
     outcomes = list(dict.fromkeys(data["outcome"]))
@@ -279,7 +280,12 @@ def drivers_chart(
         ax.errorbar(grp["logodds_mean"], y, xerr=err, fmt="o", color=COLORS.get(outcome), ms=4)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(y)
-        ax.set_yticklabels([t.removeprefix("evidence: ") for t in grp["term"]], fontsize=7)
+        partner = grp.get("partner", pd.Series("", grp.index)).fillna("").astype(str)
+        labels = [f"{p}: {t.removeprefix('evidence: ')}" if p else t.removeprefix("evidence: ")
+                  for p, t in zip(partner, grp["term"], strict=True)]  # fmt: skip
+        ax.set_yticklabels(labels, fontsize=7)
+        for k in np.flatnonzero(partner.to_numpy()[1:] != partner.to_numpy()[:-1]):
+            ax.axhline(k + 0.5, color="grey", lw=0.5, alpha=0.6)  # partner groups
         ax.set_title(LABELS.get(outcome, outcome), fontsize=9)
         ax.set_xlabel("log-odds contribution", fontsize=8)
         ax.grid(alpha=0.3, axis="x")
