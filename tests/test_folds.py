@@ -74,8 +74,16 @@ def test_refits_on_a_dask_cluster_equal_local_refits(mocked):
 
 def test_backtest_counts_refits(mocked):
     cs = nf.load_case_set(TINY)
-    s = BacktestSettings(origin_step_months=24, horizons=(6,), draws=30, chains=2,
-                         sampler="pymc", max_khat=-1.0, max_refits=2)  # fmt: skip
+    s = BacktestSettings(
+        origin_step_months=24,
+        horizons=(6,),
+        draws=30,
+        chains=2,
+        sampler="pymc",
+        max_khat=-np.inf,
+        min_ess=1e12,
+        max_refits=2,
+    )  # fmt: skip  (every fold's weights fail the ESS rule)
     runner = _Runner(cs, nf.load_config(), s)
     full, _ = runner.fit(cs, evidence=True, seed=1, tag="full")
     rows, folds = run_folds(runner, full.draws(), evidence=True, source=cs,
