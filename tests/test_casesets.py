@@ -231,7 +231,9 @@ def test_roundtrip_write_then_load(tiny_dir, tmp_path):
 
 def test_optional_covariates_file(tiny_copy):
     path = tiny_copy / "covariates.csv"
-    path.write_text("case_id,partner,covariate,value,source\nXTA,USA,alliance,1,test\nXTA,,democracy,1,t\n")
+    path.write_text(
+        "case_id,partner,covariate,value,source\nXTA,USA,alliance,1,test\nXTA,,democracy,1,t\n"
+    )
     cs = nf.load_case_set(tiny_copy)
     assert cs.static("XTA", "USA", "alliance") == 1.0
     assert cs.static("XTA", "RUS", "democracy") == 1.0  # case-level value for every partner
@@ -241,6 +243,8 @@ def test_optional_covariates_file(tiny_copy):
     path.write_text("case_id,partner,covariate,value\nXTA,USA,alliance,yes\nXTQ,,democracy,1\n")
     with pytest.raises(nf.CaseSetError) as info:
         nf.load_case_set(tiny_copy)
-    assert "covariates.csv:1:value" in str(info.value) and "covariates.csv:2:case_id" in str(info.value)
+    assert "covariates.csv:1:value" in str(info.value) and "covariates.csv:2:case_id" in str(
+        info.value
+    )
     path.unlink()
     assert nf.load_case_set(tiny_copy).data_hash() != before

@@ -76,7 +76,9 @@ def test_attribution_agrees_in_sign_with_what_if(fitted):
     coded = cs.with_events(typed)
     import dataclasses
 
-    now = dataclasses.replace(fitted, case_set=coded, data=nf.build_model_data(coded, fitted.config))
+    now = dataclasses.replace(
+        fitted, case_set=coded, data=nf.build_model_data(coded, fitted.config)
+    )
     now.extra = {"_draws": fitted.extra["_draws"]}
     as_of = pd.Timestamp(cs.case("RCC")["window_end"])
     prev = nf.make_forecast(fitted, "RCC", horizons=[12]).table
