@@ -281,8 +281,8 @@ def drivers_chart(
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(y)
         partner = grp.get("partner", pd.Series("", grp.index)).fillna("").astype(str)
-        labels = [f"{p}: {t.removeprefix('evidence: ')}" if p else t.removeprefix("evidence: ")
-                  for p, t in zip(partner, grp["term"], strict=True)]  # fmt: skip
+        terms = grp["term"].str.removeprefix("evidence: ")
+        labels = [f"{p}: {t}" if p else t for p, t in zip(partner, terms, strict=True)]
         ax.set_yticklabels(labels, fontsize=7)
         for k in np.flatnonzero(partner.to_numpy()[1:] != partner.to_numpy()[:-1]):
             ax.axhline(k + 0.5, color="grey", lw=0.5, alpha=0.6)  # partner groups
