@@ -27,7 +27,7 @@ def write_backtest(result: BacktestResult, folder: str | Path) -> list[Path]:
     s = result.scores
     if len(s):
         curves = {
-            "hazard model": (s["p_mean"], s["occurred"]),
+            f"{result.summary.get('procedure', 'hazard')} model": (s["p_mean"], s["occurred"]),
             "evidence-free": (s["p_mean_evidence_free"], s["occurred"]),
             "base rate": (s["p_mean_base_rate"], s["occurred"]),
         }

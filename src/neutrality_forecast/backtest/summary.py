@@ -7,7 +7,7 @@ import pandas as pd
 
 from neutrality_forecast.backtest.scoring import murphy
 
-__all__ = ["cluster_bootstrap", "skill_block", "summarise"]
+__all__ = ["cluster_bootstrap", "paired_skill", "skill_block", "summarise"]
 
 _SFX = {"hazard": "", "base_rate": "_base_rate", "evidence_free": "_evidence_free"}
 
@@ -96,3 +96,50 @@ def summarise(scores: pd.DataFrame, *, folds: pd.DataFrame | None = None) -> dic
             "khat_max": float(folds["khat"].max()),
         }
     return out
+
+
+KEYS = ["case_id", "outcome", "partner", "origin", "horizon"]
+
+
+def paired_skill(
+    scores: pd.DataFrame, reference: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
+) -> dict:
+    """Brier skill of ``scores`` against ``reference`` on the forecasts both scored.
+
+    Two backtests (e.g. the direct-horizon model and the monthly hazard) rarely score
+    exactly the same forecasts (dropped folds differ); they are matched on
+    ``case_id, outcome, partner, origin, horizon`` and must agree on ``occurred``. The
+    90 % interval resamples clusters (1,000 resamples), as :func:`cluster_bootstrap`.
+
+    Returns
+    -------
+    dict
+        ``n_forecasts, n_events, brier, brier_reference, skill, skill_ci90``.
+
+    """
+    a = scores.assign(partner=scores["partner"].fillna("").astype(str),
+                      origin=scores["origin"].astype(str))  # fmt: skip
+    b = reference.assign(partner=reference["partner"].fillna("").astype(str),
+                         origin=reference["origin"].astype(str))  # fmt: skip
+    m = a[[*KEYS, "cluster", "occurred", "brier"]].merge(
+        b[[*KEYS, "occurred", "brier"]], on=KEYS, suffixes=("", "_ref")
+    )
+    if (m["occurred"] != m["occurred_ref"]).any():
+        bad = m.loc[m["occurred"] != m["occurred_ref"], KEYS].head(3).to_dict("records")
+        raise ValueError(f"the two backtests disagree on what occurred, e.g. {bad}")
+    if m.empty:
+        return {"n_forecasts": 0}
+    sums = m.groupby("cluster")[["brier", "brier_ref"]].sum().to_numpy(float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
+    tot = sums[idx].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = 1 - tot[:, 0] / tot[:, 1]
+    return {
+        "n_forecasts": int(len(m)),
+        "n_events": int(m["occurred"].sum()),
+        "brier": float(m["brier"].mean()),
+        "brier_reference": float(m["brier_ref"].mean()),
+        "skill": _skill(m["brier"].mean(), m["brier_ref"].mean()),
+        "skill_ci90": [float(v) for v in np.nanquantile(boot, [0.05, 0.95])],
+    }

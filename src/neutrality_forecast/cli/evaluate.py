@@ -87,6 +87,21 @@ def backtest(
             "and the model refitted there (what an analyst had at the time).",
         ),
     ] = False,
+    procedure: Annotated[
+        str,
+        typer.Option(
+            help="hazard (the deployed monthly hazard) or direct (the direct-horizon "
+            "model of the model study, V7: leave-cluster-out only).",
+        ),
+    ] = "hazard",
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare-with",
+            help="scores.csv of another backtest: also report this run's Brier skill "
+            "against it on the forecasts both scored (cluster-bootstrap 90% CI).",
+        ),
+    ] = None,
 ) -> None:
     """Backtest the deployed procedure against the reference population.
 
@@ -107,6 +122,13 @@ def backtest(
 
     if mode not in ("loco", "external", "both"):
         raise typer.BadParameter("mode must be loco, external or both", param_hint="--mode")
+    if procedure not in ("hazard", "direct"):
+        raise typer.BadParameter("procedure must be hazard or direct", param_hint="--procedure")
+    if procedure == "direct" and (mode != "loco" or placebo or real_time):
+        raise typer.BadParameter(
+            "the direct procedure runs leave-cluster-out only (no --placebo, --real-time)",
+            param_hint="--procedure",
+        )
     hz = _parse_horizons(horizons)
     try:
         cfg = load_config(model_file=config) if config else load_config()
@@ -123,13 +145,38 @@ def backtest(
         seed=cfg.model.sampling.seed if seed is None else seed,
         sampler=sampler, max_refits=max_refits,
     )  # fmt: skip
+    reference = None
+    if compare_with is not None:
+        import pandas as pd
+
+        try:
+            reference = pd.read_csv(compare_with, keep_default_na=False)
+        except (OSError, pd.errors.ParserError) as exc:
+            raise _bad_input(ValueError(f"{compare_with}: {exc}")) from None
+        need = {"case_id", "outcome", "partner", "origin", "horizon", "occurred", "brier"}
+        if missing := sorted(need - set(reference.columns)):
+            raise _bad_input(ValueError(f"{compare_with}: not a backtest scores.csv "
+                                        f"(missing columns {missing})"))  # fmt: skip
     try:
-        result = run_backtest(
-            cs, cfg, mode=mode, holdout=holdout, settings=settings, placebo=placebo,
-            allow_overlap=allow_overlap, scheduler=scheduler, progressbar=_progress(),
-        )  # fmt: skip
+        if procedure == "direct":
+            from neutrality_forecast.backtest.direct import run_direct_backtest
+
+            result = run_direct_backtest(cs, cfg, settings=settings, progressbar=_progress())
+            replay = "none"
+        else:
+            result = run_backtest(
+                cs, cfg, mode=mode, holdout=holdout, settings=settings, placebo=placebo,
+                allow_overlap=allow_overlap, scheduler=scheduler, progressbar=_progress(),
+            )  # fmt: skip
     except HoldoutOverlapError as exc:
         raise _bad_input(exc) from None
+    if reference is not None:
+        from neutrality_forecast.backtest.summary import paired_skill
+
+        result.summary["vs_reference"] = {
+            "reference": str(compare_with),
+            **paired_skill(result.scores, reference),
+        }
     write_backtest(result, out)
     replay_case = replay or ("TKM" if "TKM" in cs.case_ids else None)
     if replay_case and replay_case.lower() == "none":
@@ -142,7 +189,9 @@ def backtest(
 
 
 def _print_summary(s: dict, mode: str, out: Path) -> None:
-    table = Table(title=f"Backtest ({mode}), {s.get('seconds', 0):.0f} s")
+    table = Table(
+        title=f"Backtest ({mode}, {s.get('procedure', 'hazard')}), {s.get('seconds', 0):.0f} s"
+    )
     cols = ("set", "forecasts", "events", "Brier", "skill vs base rate (90% CI)",
             "skill vs evidence-free (90% CI)")  # fmt: skip
     for col in cols:
@@ -171,4 +220,11 @@ def _print_summary(s: dict, mode: str, out: Path) -> None:
             console.print(f"{tag}: {f['n']} folds, {f['psis']} by importance sampling, "
                           f"{f['refit']} refitted, {f['dropped']} dropped")  # fmt: skip
     console.print(table)
+    if ref := s.get("vs_reference"):
+        if ref.get("n_forecasts"):
+            lo, hi = ref["skill_ci90"]
+            console.print(f"skill vs {ref['reference']} on {ref['n_forecasts']} shared forecasts: "
+                          f"{ref['skill']:+.3f} ({lo:+.3f} to {hi:+.3f})")  # fmt: skip
+        else:
+            console.print(f"no forecasts shared with {ref['reference']}")
     console.print(f"fits passing the gate: {s['fits_passed_gate']}/{s['fits_total']}; wrote {out}")
