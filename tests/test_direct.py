@@ -109,7 +109,9 @@ def test_direct_backtest_end_to_end(tiny):
     sc = res.scores
     assert res.summary["procedure"] == "direct"
     assert len(sc) == len(units)
-    assert res.summary["fits_total"] == 2 * cs.cases["country"].nunique()
+    n_clusters = cs.cases["country"].nunique()
+    assert len(res.folds) == 2 * n_clusters
+    assert res.summary["fits_total"] == 2 + (res.folds["method"] == "refit").sum()
     for col in ("p_mean", "p_mean_evidence_free", "p_mean_base_rate"):
         assert sc[col].between(0, 1).all() and sc[col].notna().all()
     assert (sc["p_q05"] <= sc["p_mean"]).all() and (sc["p_mean"] <= sc["p_q95"]).all()
@@ -130,3 +132,32 @@ def test_paired_skill_matches_hand_computation():
     assert lo <= out["skill"] <= hi
     with pytest.raises(ValueError, match="disagree"):
         paired_skill(a, b.assign(occurred=[0, 0]))
+
+
+
+@pytest.mark.slow
+def test_importance_folds_agree_with_refits():
+    """Folds by importance sampling from the all-unit fit == fits without the cluster.
+
+    On a synthetic population (12 cases, 10 years): every fold whose weights pass the
+    thresholds gives the forecasts of a fit without the cluster, within Monte Carlo error.
+    """
+    from neutrality_forecast.synthetic import synthetic_population
+
+    cfg = nf.load_config()
+    cs, _ = synthetic_population(n_cases=12, months=120, seed=5, config=cfg,
+                                 alpha=(-5.0, -4.5, -5.0))  # fmt: skip
+    base = dict(horizons=(3, 12), draws=500, tune=500, chains=2, seed=2)
+    by_is = run_direct_backtest(cs, cfg, settings=BacktestSettings(**base), progressbar=False)
+    by_fit = run_direct_backtest(
+        cs, cfg, settings=BacktestSettings(**base, min_ess=np.inf), progressbar=False
+    )
+    assert set(by_fit.folds["method"]) == {"refit"}
+    ok = by_is.folds.loc[by_is.folds["method"] == "psis", "cluster"].unique()
+    assert len(ok) >= 3, by_is.folds
+    keys = ["case_id", "outcome", "partner", "origin", "horizon"]
+    m = by_is.scores.merge(by_fit.scores, on=keys, suffixes=("", "_fit"))
+    m = m[m["cluster"].isin(ok)]
+    assert len(m) > 50
+    for col in ("p_mean", "p_mean_evidence_free"):
+        np.testing.assert_allclose(m[col], m[f"{col}_fit"], atol=0.01, rtol=0.1)

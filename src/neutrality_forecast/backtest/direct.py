@@ -6,7 +6,11 @@ question not yet resolved), every horizon, only fully observed periods, target a
 occurrence in ``(d, d + h]``. Predictors are read from the model-data row of the origin
 month, so only events known before the origin enter. Each cluster is forecast from a fit on
 the units of every *other* cluster (the specification registered in
-``docs/model-study.md``); the evidence-free twin is the same model with the evidence
+``docs/model-study.md``). That posterior is reached as in the hazard backtest
+(:mod:`.folds`): Pareto-smoothed importance sampling from one fit on all units, with the
+cluster's units' log-likelihood removed by the weights, and a refit without the cluster
+wherever the weights are unreliable (k-hat above ``max_khat`` or ESS below ``min_ess``;
+no cap, no fold is dropped). The evidence-free twin is the same model with the evidence
 columns zeroed, and the base rate is the hazard backtest's.
 """
 
@@ -18,6 +22,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
+from neutrality_forecast.backtest.folds import importance_fold
 from neutrality_forecast.backtest.runner import (
     BacktestResult,
     BacktestSettings,
@@ -35,6 +40,7 @@ from neutrality_forecast.evidence.covariates import month_index
 from neutrality_forecast.model.data import ModelData, build_model_data
 from neutrality_forecast.model.direct import DirectModel, direct_design
 from neutrality_forecast.sampling import CompiledModel
+from neutrality_forecast.update.psis import systematic_resample
 
 __all__ = ["direct_units", "run_direct_backtest"]
 
@@ -94,8 +100,9 @@ def run_direct_backtest(
     config : Config
         Its evidence mapping gives the covariates; ``feature_loc`` the prior means.
     settings : BacktestSettings
-        Origins, horizons, draws, tune, chains, seed and sampler (the importance-sampling
-        settings do not apply: every fold is a fit on the other clusters).
+        Origins, horizons, draws, tune, chains, seed, sampler and the importance-sampling
+        thresholds (``max_khat``, ``min_ess``, ``n_out``; ``n_effects`` and
+        ``max_refits`` do not apply: the model has no question effects, refits are uncapped).
     progressbar : bool
         Show a progress bar over the fits.
 
@@ -103,7 +110,8 @@ def run_direct_backtest(
     -------
     BacktestResult
         Scores with the same columns as the hazard backtest's (``p_mean`` is the direct
-        model), the summary (``procedure: "direct"``) and one diagnostics row per fit.
+        model), the summary (``procedure: "direct"``), one diagnostics row per fit and
+        one fold row per cluster and model.
 
     """
     from rich.progress import Progress
@@ -125,36 +133,53 @@ def run_direct_backtest(
     )
     jobs = list(_cluster_cases(case_set).items())
     fam = {o: i for i, o in enumerate(data.outcomes)}
-    z_free = design.without_evidence()
     pred = {True: np.full(len(units), np.nan), False: np.full(len(units), np.nan)}
     q05, q95 = np.full(len(units), np.nan), np.full(len(units), np.nan)
-    fits = []
+    fits: list[dict] = []
+    folds: list[dict] = []
     clusters = units["cluster"].to_numpy()
+
+    def fit(z: np.ndarray, w: np.ndarray, seed: int, tag: str, evidence: bool) -> np.ndarray:
+        t0 = time.perf_counter()
+        idata = compiled.sample({"z": z, "y": design.y, "w": w}, draws=s.draws, tune=s.tune,
+                                chains=s.chains, seed=seed, progressbar=False)  # fmt: skip
+        g = check_gate(idata, var_names=_PARAMS)
+        fits.append(
+            {"fit": tag, "evidence": evidence, "passed": g.passed, "failed": g.failed,
+             "rhat_max": g.rhat_max, "ess_bulk_min": g.ess_bulk_min,
+             "ess_tail_min": g.ess_tail_min, "divergences": g.divergences,
+             "seconds": round(time.perf_counter() - t0, 1)}
+        )  # fmt: skip
+        return idata.posterior["theta"].values.reshape(-1, z.shape[1])
+
     with Progress(disable=not progressbar, transient=True) as progress:
-        task = progress.add_task("direct-horizon folds", total=2 * len(jobs))
-        for j, (cluster, _cases) in enumerate(jobs):
-            held = clusters == cluster
-            if not held.any():
-                progress.advance(task, 2)
-                continue
-            for evidence in (True, False):
-                z = design.z if evidence else z_free
-                t0 = time.perf_counter()
-                idata = compiled.sample(
-                    {"z": z, "y": design.y, "w": (~held).astype(float)},
-                    draws=s.draws, tune=s.tune, chains=s.chains, seed=s.seed + j,
-                    progressbar=False,
-                )  # fmt: skip
-                gate = check_gate(idata, var_names=_PARAMS)
-                fits.append(
-                    {"fit": f"direct {cluster}", "evidence": evidence, "passed": gate.passed,
-                     "failed": gate.failed, "rhat_max": gate.rhat_max,
-                     "ess_bulk_min": gate.ess_bulk_min, "ess_tail_min": gate.ess_tail_min,
-                     "divergences": gate.divergences,
-                     "seconds": round(time.perf_counter() - t0, 1)}
-                )  # fmt: skip
-                theta = idata.posterior["theta"].values.reshape(-1, z.shape[1])
-                p = DirectModel.predict(theta, z[held])
+        task = progress.add_task("direct-horizon folds", total=2 * (len(jobs) + 1))
+        for evidence in (True, False):
+            z = design.z if evidence else design.without_evidence()
+            theta = fit(z, np.ones_like(design.y), s.seed, "full", evidence)
+            progress.advance(task)
+            for j, (cluster, _cases) in enumerate(jobs):
+                held = clusters == cluster
+                if not held.any():
+                    progress.advance(task)
+                    continue
+                zh, yh = z[held], design.y[held]
+                # weights that remove the cluster's units from the full posterior
+                eta = theta @ zh.T
+                fw = importance_fold(-(eta * yh - np.logaddexp(0.0, eta)).sum(axis=1),
+                                     max_khat=s.max_khat, min_ess=s.min_ess)  # fmt: skip
+                folds.append({"cluster": cluster, "case_id": "", "origin": "",
+                              "evidence": evidence, "khat": fw.khat, "ess": fw.ess,
+                              "reason": fw.reason,
+                              "method": "psis" if fw.accepted else "refit"})  # fmt: skip
+                if fw.accepted:
+                    w = np.exp(fw.log_weights - np.logaddexp.reduce(fw.log_weights))
+                    rng = np.random.default_rng([s.seed, j, int(evidence)])
+                    draws = theta[systematic_resample(w, s.n_out, rng)]
+                else:
+                    draws = fit(z, (~held).astype(float), s.seed + 7919 * (j + 1),
+                                f"refit {cluster}", evidence)  # fmt: skip
+                p = DirectModel.predict(draws, zh)
                 pred[evidence][held] = p.mean(axis=0)
                 if evidence:
                     q05[held], q95[held] = np.quantile(p, [0.05, 0.95], axis=0)
@@ -168,9 +193,12 @@ def run_direct_backtest(
         1 - (1 - rates[r.cluster][fam[r.outcome]]) ** r.horizon for r in frame.itertuples()
     ]
     frame = _score_all(frame.dropna(subset=["p_mean", "p_mean_evidence_free"]))
-    summary = {"mode": "loco", "procedure": "direct", **summarise(frame)}
+    folds_df = pd.DataFrame(folds)
+    summary = {"mode": "loco", "procedure": "direct", **summarise(frame, folds=folds_df)}
     summary["settings"] = {**asdict(s), "sampler": compiled.sampler}
     summary["fits_passed_gate"] = int(sum(f["passed"] for f in fits))
     summary["fits_total"] = len(fits)
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    return BacktestResult(scores=frame.assign(mode="loco"), summary=summary, fits=fits)
+    return BacktestResult(
+        scores=frame.assign(mode="loco"), summary=summary, fits=fits, folds=folds_df
+    )
