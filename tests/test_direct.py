@@ -134,7 +134,6 @@ def test_paired_skill_matches_hand_computation():
         paired_skill(a, b.assign(occurred=[0, 0]))
 
 
-
 @pytest.mark.slow
 def test_importance_folds_agree_with_refits():
     """Folds by importance sampling from the all-unit fit == fits without the cluster.
