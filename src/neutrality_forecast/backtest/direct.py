@@ -28,7 +28,8 @@ from neutrality_forecast.backtest.runner import (
     BacktestSettings,
     _cluster_cases,
     _score_all,
-    family_rates,
+    base_rate_probabilities,
+    fit_record,
     origins_for,
     score_truth,
 )
@@ -132,7 +133,6 @@ def run_direct_backtest(
         model.build_model(), sampler=s.sampler or config.model.sampling.sampler
     )
     jobs = list(_cluster_cases(case_set).items())
-    fam = {o: i for i, o in enumerate(data.outcomes)}
     pred = {True: np.full(len(units), np.nan), False: np.full(len(units), np.nan)}
     q05, q95 = np.full(len(units), np.nan), np.full(len(units), np.nan)
     fits: list[dict] = []
@@ -143,13 +143,8 @@ def run_direct_backtest(
         t0 = time.perf_counter()
         idata = compiled.sample({"z": z, "y": design.y, "w": w}, draws=s.draws, tune=s.tune,
                                 chains=s.chains, seed=seed, progressbar=False)  # fmt: skip
-        g = check_gate(idata, var_names=_PARAMS)
-        fits.append(
-            {"fit": tag, "evidence": evidence, "passed": g.passed, "failed": g.failed,
-             "rhat_max": g.rhat_max, "ess_bulk_min": g.ess_bulk_min,
-             "ess_tail_min": g.ess_tail_min, "divergences": g.divergences,
-             "seconds": round(time.perf_counter() - t0, 1)}
-        )  # fmt: skip
+        gate = check_gate(idata, var_names=_PARAMS)
+        fits.append(fit_record(tag, evidence, gate, time.perf_counter() - t0))
         return idata.posterior["theta"].values.reshape(-1, z.shape[1])
 
     with Progress(disable=not progressbar, transient=True) as progress:
@@ -184,14 +179,11 @@ def run_direct_backtest(
                 if evidence:
                     q05[held], q95[held] = np.quantile(p, [0.05, 0.95], axis=0)
                 progress.advance(task)
-    rates = {cl: family_rates(data, cases) for cl, cases in jobs}
     keys = ["case_id", "cluster", "outcome", "partner", "origin", "horizon"]
     frame = units[keys + ["occurred"]].copy()
     frame["p_mean"], frame["p_q05"], frame["p_q95"] = pred[True], q05, q95
     frame["p_mean_evidence_free"] = pred[False]
-    frame["p_mean_base_rate"] = [
-        1 - (1 - rates[r.cluster][fam[r.outcome]]) ** r.horizon for r in frame.itertuples()
-    ]
+    frame["p_mean_base_rate"] = base_rate_probabilities(frame, data, jobs)
     frame = _score_all(frame.dropna(subset=["p_mean", "p_mean_evidence_free"]))
     folds_df = pd.DataFrame(folds)
     summary = {"mode": "loco", "procedure": "direct", **summarise(frame, folds=folds_df)}

@@ -169,6 +169,32 @@ def family_rates(data: ModelData, exclude: list[str]) -> np.ndarray:
     return rates
 
 
+def base_rate_probabilities(
+    frame: pd.DataFrame,
+    data: ModelData,
+    jobs: list[tuple[str, list[str]]],
+    exclude: tuple[str, ...] | list[str] = (),
+) -> list[float]:
+    """The base-rate baseline of every forecast row: ``1 - (1 - rate) ** h``.
+
+    ``rate`` is the family's monthly rate without the row's cluster (``jobs``: cluster ->
+    cases) and without ``exclude`` (external holdout cases).
+    """
+    fam = {o: i for i, o in enumerate(data.outcomes)}
+    rates = {cl: family_rates(data, [*cases, *exclude]) for cl, cases in jobs}
+    return [1 - (1 - rates[r.cluster][fam[r.outcome]]) ** r.horizon for r in frame.itertuples()]
+
+
+def fit_record(tag: str, evidence: bool, gate, seconds: float) -> dict:
+    """One row of ``fits.csv``: a fit's tag, evidence flag, diagnostics and duration."""
+    return {
+        "fit": tag, "evidence": evidence, "passed": gate.passed, "failed": gate.failed,
+        "rhat_max": gate.rhat_max, "ess_bulk_min": gate.ess_bulk_min,
+        "ess_tail_min": gate.ess_tail_min, "divergences": gate.divergences,
+        "seconds": round(seconds, 1),
+    }  # fmt: skip
+
+
 class _Runner:
     """One backtest: the compiled model, the two full fits and the fold loop."""
 
@@ -209,13 +235,7 @@ class _Runner:
                                      pad_to=self.model.pad_to),
             draws=s.draws, tune=s.tune, chains=s.chains, seed=seed, progressbar=False,
         )  # fmt: skip
-        g = fm.gate
-        self.fits.append(
-            {"fit": tag, "evidence": evidence, "passed": g.passed, "failed": g.failed,
-             "rhat_max": g.rhat_max, "ess_bulk_min": g.ess_bulk_min,
-             "ess_tail_min": g.ess_tail_min, "divergences": g.divergences,
-             "seconds": round(fm.fit_seconds, 1)}
-        )  # fmt: skip
+        self.fits.append(fit_record(tag, evidence, fm.gate, fm.fit_seconds))
         return fm, data
 
     def forecast(self, qs, draws, *, evidence: bool, origin, seed: int) -> dict:
@@ -400,11 +420,7 @@ def _evaluate(
         columns={"p_mean": "p_mean_evidence_free"}
     )
     frame = model.merge(free, on=keys, how="inner")
-    fam = {o: i for i, o in enumerate(runner.data.outcomes)}
-    rates = {cl: family_rates(runner.data, [*cases, *exclude]) for cl, cases in jobs}
-    frame["p_mean_base_rate"] = [
-        1 - (1 - rates[r.cluster][fam[r.outcome]]) ** r.horizon for r in frame.itertuples()
-    ]
+    frame["p_mean_base_rate"] = base_rate_probabilities(frame, runner.data, jobs, exclude)
     scores = _score_all(score_truth(model_set, frame))
     extra = {}
     if placebo and not scores.empty:

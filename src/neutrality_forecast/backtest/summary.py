@@ -46,25 +46,27 @@ def cluster_bootstrap(
     Forecasts within a cluster (origins, horizons, questions, cases of one country) are
     strongly dependent, so clusters are the resampling unit.
     """
-    rng = np.random.default_rng(seed)
     key = "cluster" if "cluster" in scores.columns else "case_id"
     sums = scores.groupby(key)[[column, f"{column}_base_rate", f"{column}_evidence_free"]].sum()
-    counts = scores.groupby(key).size().to_numpy(float)
     arr = sums.to_numpy(float)
     if not len(arr):
         return {"vs_base_rate": [np.nan, np.nan], "vs_evidence_free": [np.nan, np.nan]}
-    idx = rng.integers(0, len(arr), size=(n_boot, len(arr)))
-    tot = arr[idx].sum(axis=1) / counts[idx].sum(axis=1)[:, None]
+    vs0, vs1 = _bootstrap_skills(arr, n_boot=n_boot, seed=seed)
+    return {"vs_base_rate": vs0, "vs_evidence_free": vs1, "unit": key, "n_units": int(len(arr))}
+
+
+def _bootstrap_skills(sums: np.ndarray, *, n_boot: int, seed: int) -> list[list[float]]:
+    """90 % intervals of ``1 - S_0 / S_j`` (j >= 1) over resampled rows of ``sums``.
+
+    ``sums`` holds per-unit (cluster) score sums, model first; the ratio of the resampled
+    sums is the ratio of the means, as both are over the same forecasts.
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
+    tot = sums[idx].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        vs0 = 1 - tot[:, 0] / tot[:, 1]
-        vs1 = 1 - tot[:, 0] / tot[:, 2]
-    q = [0.05, 0.95]
-    return {
-        "vs_base_rate": [float(v) for v in np.nanquantile(vs0, q)],
-        "vs_evidence_free": [float(v) for v in np.nanquantile(vs1, q)],
-        "unit": key,
-        "n_units": int(len(arr)),
-    }
+        skills = 1 - tot[:, :1] / tot[:, 1:]
+    return [[float(v) for v in np.nanquantile(col, [0.05, 0.95])] for col in skills.T]
 
 
 def summarise(scores: pd.DataFrame, *, folds: pd.DataFrame | None = None) -> dict:
@@ -130,16 +132,12 @@ def paired_skill(
     if m.empty:
         return {"n_forecasts": 0}
     sums = m.groupby("cluster")[["brier", "brier_ref"]].sum().to_numpy(float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-    tot = sums[idx].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = 1 - tot[:, 0] / tot[:, 1]
+    (ci,) = _bootstrap_skills(sums, n_boot=n_boot, seed=seed)
     return {
         "n_forecasts": int(len(m)),
         "n_events": int(m["occurred"].sum()),
         "brier": float(m["brier"].mean()),
         "brier_reference": float(m["brier_ref"].mean()),
         "skill": _skill(m["brier"].mean(), m["brier_ref"].mean()),
-        "skill_ci90": [float(v) for v in np.nanquantile(boot, [0.05, 0.95])],
+        "skill_ci90": ci,
     }

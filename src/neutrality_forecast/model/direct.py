@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import expit
 
 from neutrality_forecast.model.hazard import zero_sum_basis
 
@@ -177,4 +178,4 @@ class DirectModel:
     @staticmethod
     def predict(theta: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Probabilities (draws x units) from ``theta`` draws (draws x columns)."""
-        return 1.0 / (1.0 + np.exp(-(theta @ z.T)))
+        return expit(theta @ z.T)
