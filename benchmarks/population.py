@@ -92,6 +92,12 @@ def main() -> None:
     ap.add_argument("--baseline-draws", type=int, default=300)
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--skip-loco", action="store_true")
+    ap.add_argument(
+        "--loco-max-refits",
+        type=int,
+        default=8,
+        help="refit cap of the leave-cluster-out run (as in docs/model-study.md)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp())
@@ -126,8 +132,8 @@ def main() -> None:
         from neutrality_forecast.backtest import BacktestSettings, run_backtest
 
         t = time.perf_counter()
-        res = run_backtest(cs, nf.load_config(), settings=BacktestSettings(seed=1),
-                           progressbar=False)  # fmt: skip
+        settings = BacktestSettings(seed=1, max_refits=args.loco_max_refits)
+        res = run_backtest(cs, nf.load_config(), settings=settings, progressbar=False)
         summary["loco_population_seconds"] = time.perf_counter() - t
         summary["loco_refit_share"] = res.summary["folds"]["refit_share"]
         summary["loco_folds"] = res.summary["folds"]
