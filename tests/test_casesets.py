@@ -232,12 +232,18 @@ def test_roundtrip_write_then_load(tiny_dir, tmp_path):
 def test_optional_covariates_file(tiny_copy):
     path = tiny_copy / "covariates.csv"
     path.write_text(
-        "case_id,partner,covariate,value,source\nXTA,USA,alliance,1,test\nXTA,,democracy,1,t\n"
+        "case_id,partner,covariate,value,source\nXTA,USA,alliance,1,test\n"
+        "XTA,RUS,alliance,0,test\nXTA,,democracy,1,t\n"
     )
     cs = nf.load_case_set(tiny_copy)
     assert cs.static("XTA", "USA", "alliance") == 1.0
     assert cs.static("XTA", "RUS", "democracy") == 1.0  # case-level value for every partner
-    assert cs.static("XTB", "RUS", "alliance") == 0.0  # not coded: 0
+    with pytest.warns(UserWarning, match="no 'alliance' value for case 'XTB'"):
+        assert cs.static("XTB", "RUS", "alliance") == 0.5  # not coded: mean of coded cases
+    assert cs.static("XTB", "RUS", "presence") == 0.0  # coded for no case: constant 0
+    assert cs.static("XTA", None, "alliance") == 0.0  # partner covariate, question without one
+    with pytest.warns(UserWarning, match="'democracy' value for case 'XTB'"):
+        assert cs.static("XTB", None, "democracy") == 1.0  # case level: mean of coded cases
     assert "source" in cs.covariates.columns  # extra columns kept
     before = cs.data_hash()
     path.write_text("case_id,partner,covariate,value\nXTA,USA,alliance,yes\nXTQ,,democracy,1\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,16 +125,41 @@ class CaseSet:
         return self.outcomes[self.outcomes["case_id"] == case_id]
 
     def static(self, case_id: str, partner: str | None, name: str) -> float:
-        """Static covariate ``name`` of (case, partner), else of the case; 0 if absent."""
+        """Static covariate ``name`` of (case, partner), else of the case.
+
+        A case not coded for ``name`` gets the mean of the values coded for the other
+        cases at the same level (mean imputation: the model then treats it as a typical
+        case, instead of as a case whose value is 0), with a :class:`UserWarning` naming the
+        case. 0 when ``name`` is coded for no case at that level: a covariate coded per
+        partner (``alliance`` with RUS) does not apply to a question without a partner
+        (neutrality revision), and a covariate coded nowhere is constant and carries no
+        information.
+        """
         cov = self.covariates
         if cov is None or cov.empty:
             return 0.0
-        mine = cov[(cov["case_id"] == case_id) & (cov["covariate"] == name)]
+        named = cov[cov["covariate"] == name]
+        mine = named[named["case_id"] == case_id]
         for p in (partner or "", ""):
             hit = mine[mine["partner"].fillna("") == p]
             if len(hit):
                 return float(hit["value"].iloc[0])
-        return 0.0
+        # coded at the level asked for: per partner for a partner's question, per case for
+        # a question without a partner (a partner covariate does not apply to it: 0)
+        level = named["partner"].fillna("") != ""
+        if partner is None:
+            level = ~level
+        if not level.any():
+            return 0.0
+        mean = float(named.loc[level, "value"].astype(float).mean())
+        warnings.warn(
+            f"covariates.csv: no {name!r} value for case {case_id!r}"
+            f"{f' and partner {partner!r}' if partner else ''}; using the mean of the coded "
+            f"cases ({mean:.3g})",
+            UserWarning,
+            stacklevel=2,
+        )
+        return mean
 
     def contexts(self) -> pd.Series:
         """Each event's contexts as a list of strings."""
