@@ -12,7 +12,7 @@ from tests.helpers import mock_fit
 import neutrality_forecast as nf
 from neutrality_forecast.forecast.horizon import chain_probabilities
 from neutrality_forecast.model.data import ROW_BLOCK, ModelData
-from neutrality_forecast.model.likelihood import log_likelihood
+from neutrality_forecast.model.likelihood import log_likelihood, pointwise_log_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,17 @@ def test_aggregated_likelihood_is_exact(tiny):
     full = _disaggregated(agg)
     draws = _random_draws(agg, np.random.default_rng(3), n=3)
     np.testing.assert_allclose(log_likelihood(draws, agg), log_likelihood(draws, full), rtol=1e-10)
+
+
+def test_pointwise_likelihood_is_the_same_in_any_chunking(tiny):
+    """Chunking over draws bounds memory and changes no value."""
+    data = nf.build_model_data(tiny, nf.load_config())
+    draws = _random_draws(data, np.random.default_rng(5), n=7)
+    whole = pointwise_log_likelihood(draws, data, chunk=7)
+    assert whole.shape == (7, data.n_rows)
+    for chunk in (1, 3):
+        np.testing.assert_array_equal(pointwise_log_likelihood(draws, data, chunk=chunk), whole)
+    np.testing.assert_allclose(log_likelihood(draws, data, chunk=2), whole.sum(axis=1))
 
 
 def test_signed_scales_define_the_reference_posterior(tiny):

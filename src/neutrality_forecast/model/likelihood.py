@@ -53,13 +53,27 @@ def _rows(data: ModelData, rows) -> dict[str, np.ndarray]:
 
 
 def pointwise_log_likelihood(
-    draws: dict[str, np.ndarray], data: ModelData, *, rows=None
+    draws: dict[str, np.ndarray], data: ModelData, *, rows=None, chunk: int = 256
 ) -> np.ndarray:
-    """Log-likelihood (without constants) of every row and draw: ``(S, R)``."""
+    """Log-likelihood (without constants) of every row and draw: ``(S, R)``.
+
+    Evaluated ``chunk`` draws at a time: the linear predictor's intermediate arrays grow
+    with draws x rows x covariates, and 8,000 draws of the population with 7 covariates
+    would need about 20 GB at once; only the ``(S, R)`` result is held in full.
+    """
     r = _rows(data, rows)
     sel = slice(None) if rows is None else rows
-    eta = linear_predictor(draws, **r)
-    return data.y[sel] * eta - data.trials[sel] * np.logaddexp(0.0, eta)
+    y, trials = data.y[sel], data.trials[sel]
+    n = draws["alpha"].shape[0]
+    out = None
+    for start in range(0, n, chunk):
+        part = {k: v[start : start + chunk] for k, v in draws.items()}
+        eta = linear_predictor(part, **r)
+        ll = y * eta - trials * np.logaddexp(0.0, eta)
+        if out is None:
+            out = np.empty((n, ll.shape[1]))
+        out[start : start + chunk] = ll
+    return out
 
 
 def log_likelihood(
@@ -74,5 +88,7 @@ def log_likelihood(
     out = np.empty(n)
     for start in range(0, n, chunk):
         part = {k: v[start : start + chunk] for k, v in draws.items()}
-        out[start : start + chunk] = pointwise_log_likelihood(part, data, rows=rows).sum(axis=1)
+        out[start : start + chunk] = pointwise_log_likelihood(
+            part, data, rows=rows, chunk=chunk
+        ).sum(axis=1)
     return out
