@@ -65,14 +65,11 @@ def pointwise_log_likelihood(
     sel = slice(None) if rows is None else rows
     y, trials = data.y[sel], data.trials[sel]
     n = draws["alpha"].shape[0]
-    out = None
+    out = np.empty((n, len(y)))
     for start in range(0, n, chunk):
         part = {k: v[start : start + chunk] for k, v in draws.items()}
         eta = linear_predictor(part, **r)
-        ll = y * eta - trials * np.logaddexp(0.0, eta)
-        if out is None:
-            out = np.empty((n, ll.shape[1]))
-        out[start : start + chunk] = ll
+        out[start : start + chunk] = y * eta - trials * np.logaddexp(0.0, eta)
     return out
 
 
