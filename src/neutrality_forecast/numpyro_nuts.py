@@ -134,6 +134,7 @@ def sample_numpyro(
     target_accept: float = 0.8,
     progressbar: bool = True,
     initvals: dict | None = None,
+    dense_mass: bool = False,
 ) -> az.InferenceData:
     """Sample ``model`` with NumPyro's NUTS; return InferenceData as ``pm.sample`` would.
 
@@ -152,6 +153,9 @@ def sample_numpyro(
     initvals : dict, optional
         Centre of the jittered start points (a warm start); default the model's
         initial point.
+    dense_mass : bool
+        Adapt a dense mass matrix (one covariance over all free coordinates) instead of a
+        diagonal one; measured in ``benchmarks/mass_matrix.py``.
 
     Returns
     -------
@@ -180,7 +184,7 @@ def sample_numpyro(
             target_accept_prob=target_accept,
             adapt_step_size=True,
             adapt_mass_matrix=True,
-            dense_mass=False,
+            dense_mass=dense_mass,
         ),
         num_warmup=tune,
         num_samples=draws,

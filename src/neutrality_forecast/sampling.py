@@ -1,10 +1,18 @@
 """Sampler choice, seeding and compile reuse.
 
-``sampler="auto"`` picks NumPyro's NUTS when JAX and NumPyro are installed, else nutpie,
-else PyMC's own NUTS. The order was chosen by measurement on the project's 2-core machine
-(``benchmarks/run.py``; numbers in ``docs/performance.md``): minimum ESS per second of
-wall time, compile included, on the shipped data, NumPyro beat nutpie (diagonal and
-low-rank mass matrix) and PyMC's default NUTS in every run. NumPyro runs through
+``sampler="auto"`` picks by the size of the model, from measurements on the project's
+2-core machine (``docs/performance.md``):
+
+* models with at least :data:`NUTPIE_MIN_PARAMETERS` free parameters (the 48-case
+  reference population: 425) go to **nutpie** with its JAX backend. There
+  (``benchmarks/mass_matrix.py``, one run, same model, seed, draws and ``target_accept``)
+  nutpie's diagonal adaptation needs 18 leapfrog steps per draw where NumPyro's needs 63,
+  and gives 2.2x the minimum bulk ESS per gradient evaluation and 2.4x per second;
+* smaller models go to **NumPyro's NUTS**, which was faster on the old 16-case set (86
+  parameters, ``benchmarks/run.py``) and on the sparse test fixture (4 x 1000 draws: 74 s
+  against nutpie's 146 s, nutpie diverging 108 times at ``target_accept`` 0.8).
+
+Without JAX, nutpie (numba backend), else PyMC's own NUTS. NumPyro runs through
 :mod:`neutrality_forecast.numpyro_nuts` (same draws as ``pm.sample(nuts_sampler="numpyro")``,
 without its per-fit overhead) for models it supports, else through ``pm.sample``.
 Every sampler is seeded, so the same data, configuration and seed give identical draws.
@@ -25,7 +33,14 @@ import pymc as pm
 
 from neutrality_forecast import numpyro_nuts
 
-__all__ = ["SAMPLERS", "CompiledModel", "available_samplers", "resolve_sampler", "run_sampler"]
+__all__ = [
+    "NUTPIE_MIN_PARAMETERS",
+    "SAMPLERS",
+    "CompiledModel",
+    "available_samplers",
+    "resolve_sampler",
+    "run_sampler",
+]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 SamplerName = Literal["auto", "nutpie", "pymc", "numpyro"]
@@ -42,11 +57,26 @@ def available_samplers() -> list[str]:
     return out
 
 
-def resolve_sampler(name: SamplerName) -> str:
-    """Turn ``"auto"`` into a concrete sampler; refuse unavailable ones."""
+#: ``auto`` uses nutpie for models with at least this many free parameters (see above:
+#: measured faster at 425, slower at 86 and on the test fixture; the crossover between is
+#: not measured)
+NUTPIE_MIN_PARAMETERS = 200
+
+
+def resolve_sampler(name: SamplerName, model: pm.Model | None = None) -> str:
+    """Turn ``"auto"`` into a concrete sampler; refuse unavailable ones.
+
+    ``model`` lets ``"auto"`` choose by size (module docstring); without it ``"auto"``
+    means NumPyro when JAX is installed.
+    """
     avail = available_samplers()
     if name == "auto":
-        for preferred in ("numpyro", "nutpie"):
+        order = ["numpyro", "nutpie"]
+        if model is not None and importlib.util.find_spec("jax"):
+            size = sum(int(np.prod(np.shape(v))) for v in model.initial_point().values())
+            if size >= NUTPIE_MIN_PARAMETERS:
+                order = ["nutpie", "numpyro"]
+        for preferred in order:
             if preferred in avail:
                 return preferred
         return "pymc"
@@ -130,7 +160,9 @@ class CompiledModel:
 
     The data containers (``pm.Data``) may change length between calls (e.g. the rows of a
     left-out case removed in a backtest fold); parameters must keep their shapes. With
-    nutpie the compiled model is re-used through ``with_data`` (no recompilation); with
+    nutpie's numba backend the compiled model is re-used through ``with_data``; its JAX
+    backend (used when JAX is installed) folds the data into the program, so new data
+    are set with ``pm.set_data`` and compiled again (seconds); with
     PyMC the data are swapped with ``pm.set_data`` and PyTensor's on-disk cache avoids
     most of the C compilation; with NumPyro the data are arguments of the compiled
     sampler, which JAX's persistent cache keeps per data *shape* (see
@@ -139,14 +171,34 @@ class CompiledModel:
 
     def __init__(self, model: pm.Model, *, sampler: SamplerName = "auto") -> None:
         self.model = model
-        self.sampler = resolve_sampler(sampler)
+        self.sampler = resolve_sampler(sampler, model)
         self._compiled = None
         if self.sampler == "numpyro":
             enable_jax_cache()
         if self.sampler == "nutpie":
-            import nutpie
+            self._compiled = self._compile_nutpie()
 
-            self._compiled = nutpie.compile_pymc_model(model)
+    def _compile_nutpie(self):
+        """Compile the model for nutpie: JAX backend when JAX is installed, else numba.
+
+        The JAX backend compiles in seconds (the population model: about 2 s) and its
+        gradient is the graph ``benchmarks/gradient.py`` measures, but it folds the
+        data into the program: new data mean a recompilation (:meth:`sample`), not
+        ``with_data``.
+        """
+        import nutpie
+
+        if importlib.util.find_spec("jax"):
+            return nutpie.compile_pymc_model(self.model, backend="jax", gradient_backend="jax")
+        return nutpie.compile_pymc_model(self.model)
+
+    def _set_data(self, data: dict) -> None:
+        dims = self.model.named_vars_to_dims
+        coords = {
+            dims[name][0]: np.arange(len(value)) for name, value in data.items() if dims.get(name)
+        }
+        with self.model:
+            pm.set_data(data, coords=coords)
 
     def sample(
         self,
@@ -168,7 +220,12 @@ class CompiledModel:
         if self._compiled is not None:
             import nutpie
 
-            compiled = self._compiled.with_data(**data) if data else self._compiled
+            compiled = self._compiled
+            if data and compiled._shared_data:  # numba backend: data are arguments
+                compiled = compiled.with_data(**data)
+            elif data:  # JAX backend: data are folded into the program
+                self._set_data(data)
+                compiled = self._compiled = self._compile_nutpie()
             idata = nutpie.sample(
                 compiled,
                 draws=draws,
@@ -180,14 +237,7 @@ class CompiledModel:
             )
         else:
             if data:
-                dims = self.model.named_vars_to_dims
-                coords = {
-                    dims[name][0]: np.arange(len(value))
-                    for name, value in data.items()
-                    if dims.get(name)
-                }
-                with self.model:
-                    pm.set_data(data, coords=coords)
+                self._set_data(data)
             kw = dict(
                 draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
                 progressbar=progressbar, initvals=initvals,
