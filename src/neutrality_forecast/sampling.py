@@ -173,6 +173,7 @@ class CompiledModel:
         self.model = model
         self.sampler = resolve_sampler(sampler, model)
         self._compiled = None
+        self._data_folded = False
         if self.sampler == "numpyro":
             enable_jax_cache()
         if self.sampler == "nutpie":
@@ -188,7 +189,8 @@ class CompiledModel:
         """
         import nutpie
 
-        if importlib.util.find_spec("jax"):
+        self._data_folded = importlib.util.find_spec("jax") is not None
+        if self._data_folded:
             return nutpie.compile_pymc_model(self.model, backend="jax", gradient_backend="jax")
         return nutpie.compile_pymc_model(self.model)
 
@@ -221,7 +223,7 @@ class CompiledModel:
             import nutpie
 
             compiled = self._compiled
-            if data and compiled._shared_data:  # numba backend: data are arguments
+            if data and not self._data_folded:  # numba backend: data are arguments
                 compiled = compiled.with_data(**data)
             elif data:  # JAX backend: data are folded into the program
                 self._set_data(data)
