@@ -49,3 +49,12 @@ def published(tiny_copy, tmp_path, mock_sampling):
     result = invoke(tiny_copy, archive)
     assert result.exit_code == 0, result.output
     return tiny_copy, archive
+
+
+@pytest.fixture
+def mocked(monkeypatch):
+    """``pm.sample`` replaced by mock sampling with sample stats (fast unit tests)."""
+    import pymc as pm
+    from tests.helpers import mock_with_stats
+
+    monkeypatch.setattr(pm, "sample", mock_with_stats)

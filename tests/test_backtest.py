@@ -10,10 +10,8 @@ import json
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
 from tests.conftest import TINY
-from tests.helpers import mock_with_stats
 from typer.testing import CliRunner
 
 import neutrality_forecast as nf
@@ -354,11 +352,6 @@ def test_permute_dates_keeps_counts_and_mix(tiny):
         assert sorted(a["date"]) == sorted(b["date"])
         assert sorted(a["event_type"].astype(str)) == sorted(b["event_type"].astype(str))
     assert not (cs.events["date"].to_numpy() == perm.events["date"].to_numpy()).all()
-
-
-@pytest.fixture
-def mocked(monkeypatch):
-    monkeypatch.setattr(pm, "sample", mock_with_stats)
 
 
 SMALL = BacktestSettings(origin_step_months=12, horizons=(6, 12), draws=40, chains=2,

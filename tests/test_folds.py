@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
 from tests.conftest import TINY
-from tests.helpers import mock_with_stats
 
 import neutrality_forecast as nf
 from neutrality_forecast.backtest import BacktestSettings
@@ -47,11 +45,6 @@ def test_importance_fold_agrees_with_refit():
             se = p.std() / np.sqrt(min(fw.ess, 400))  # conservative Monte-Carlo error
             got = refit[(q.outcome, h)]
             assert abs(p.mean() - got) < 4 * se + 0.01, (q.label, h, p.mean(), got)
-
-
-@pytest.fixture
-def mocked(monkeypatch):
-    monkeypatch.setattr(pm, "sample", mock_with_stats)
 
 
 def test_refits_on_a_dask_cluster_equal_local_refits(mocked):

@@ -526,6 +526,7 @@ def run_backtest(
     if mode != "both":
         summary.update(summary.pop(mode))
     summary["settings"] = {**asdict(s), "sampler": sampler}
+    summary["model_version"] = config.model.model_version
     summary["fits_passed_gate"] = int(sum(f["passed"] for f in fits))
     summary["fits_total"] = len(fits)
     summary["seconds"] = round(time.perf_counter() - started, 1)
