@@ -17,6 +17,7 @@ share of runs whose placebo skill lies below the real skill on the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,23 +52,44 @@ def _skill(b: float, ref: float) -> float:
     return float(1 - b / ref) if ref > 0 else float("nan")
 
 
+def _summary(runs: list[dict], scores: pd.DataFrame, n: int, max_refits) -> dict:
+    col = {k: [r[k] for r in runs] for k in (runs[0] if runs else {})}
+    below_free = [r["skill_vs_evidence_free"] < r["real_skill_vs_evidence_free_paired"]
+                  for r in runs]  # fmt: skip
+    below_base = [r["skill_vs_base_rate"] < r["real_skill_vs_base_rate_paired"] for r in runs]
+    return {
+        "n": len(runs),
+        "n_planned": n,
+        "max_refits_per_run": max_refits,
+        **col,
+        "real_skill_vs_evidence_free": _skill(scores["brier"].mean(),
+                                              scores["brier_evidence_free"].mean()),
+        "real_skill_vs_base_rate": _skill(scores["brier"].mean(),
+                                          scores["brier_base_rate"].mean()),
+        "percentile_vs_evidence_free": float(np.mean(below_free) * 100) if runs else float("nan"),
+        "percentile_vs_base_rate": float(np.mean(below_base) * 100) if runs else float("nan"),
+    }  # fmt: skip
+
+
 def placebo_skills(
     runner, scores: pd.DataFrame, *, n: int, jobs, progressbar: bool, exclude=(),
-    max_refits: int | None = 0,
+    max_refits: int | None = 0, on_run: Callable[[dict], None] | None = None,
 ) -> dict:  # fmt: skip
     """Skills of ``n`` placebo runs on the rows of ``scores``; the real skill's percentile.
 
     Each run refits the model (not the evidence-free twin or the base rate, which do not
     use the events) on permuted data and evaluates the same forecasts; ``max_refits``
-    caps the fold refits per run (``None``: no cap).
+    caps the fold refits per run (``None``: no cap). ``on_run`` is called with the
+    summary so far after every run (long jobs write partial results).
 
     Returns
     -------
     dict
-        ``n``; per run: ``skill_vs_evidence_free``, ``skill_vs_base_rate``,
-        ``real_skill_vs_evidence_free_paired`` (the real model on the same rows),
-        ``n_forecasts`` and ``folds_dropped``; the real skills on all of ``scores``;
-        ``percentile_vs_evidence_free`` and ``percentile_vs_base_rate`` (paired).
+        ``n`` (runs made) and ``n_planned``; per run: ``skill_vs_evidence_free``,
+        ``skill_vs_base_rate``, ``real_skill_vs_evidence_free_paired`` (the real model on
+        the same rows), ``n_forecasts`` and ``folds_dropped``; the real skills on all of
+        ``scores``; ``percentile_vs_evidence_free`` and ``percentile_vs_base_rate``
+        (paired).
 
     """
     from neutrality_forecast.backtest.runner import run_folds
@@ -100,21 +122,9 @@ def placebo_skills(
             "n_forecasts": int(len(m)),
             "folds_dropped": int(sum(f["method"] == "dropped" for f in folds)),
         })  # fmt: skip
-    col = {k: [r[k] for r in runs] for k in (runs[0] if runs else {})}
-    below_free = [r["skill_vs_evidence_free"] < r["real_skill_vs_evidence_free_paired"]
-                  for r in runs]  # fmt: skip
-    below_base = [r["skill_vs_base_rate"] < r["real_skill_vs_base_rate_paired"] for r in runs]
-    return {
-        "n": n,
-        "max_refits_per_run": max_refits,
-        **col,
-        "real_skill_vs_evidence_free": _skill(scores["brier"].mean(),
-                                              scores["brier_evidence_free"].mean()),
-        "real_skill_vs_base_rate": _skill(scores["brier"].mean(),
-                                          scores["brier_base_rate"].mean()),
-        "percentile_vs_evidence_free": float(np.mean(below_free) * 100) if runs else float("nan"),
-        "percentile_vs_base_rate": float(np.mean(below_base) * 100) if runs else float("nan"),
-    }  # fmt: skip
+        if on_run is not None:
+            on_run(_summary(runs, scores, n, max_refits))
+    return _summary(runs, scores, n, max_refits)
 
 
 def run_placebo(
@@ -126,6 +136,7 @@ def run_placebo(
     settings=None,
     max_refits: int | None = 0,
     progressbar: bool = True,
+    on_run: Callable[[dict, list[dict]], None] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Placebo runs for a finished leave-cluster-out backtest, from its ``scores.csv``.
 
@@ -148,6 +159,8 @@ def run_placebo(
         Refits per placebo run (default 0: importance sampling only).
     progressbar : bool
         Accepted for symmetry with :func:`run_backtest` (the runs print nothing).
+    on_run : callable, optional
+        Called with the summary so far and the fit records after every run.
 
     Returns
     -------
@@ -166,9 +179,11 @@ def run_placebo(
     s = settings or BacktestSettings(horizons=tuple(config.model.forecast.horizons))
     runner = _Runner(case_set, config, s)
     jobs = list(_cluster_cases(case_set).items())
+    sampler = runner.compiled.sampler
+    hook = None if on_run is None else (lambda d: on_run({**d, "sampler": sampler}, runner.fits))
     out = placebo_skills(runner, scores, n=n, jobs=jobs, progressbar=progressbar,
-                         max_refits=max_refits)  # fmt: skip
-    out["sampler"] = runner.compiled.sampler
+                         max_refits=max_refits, on_run=hook)  # fmt: skip
+    out["sampler"] = sampler
     return out, runner.fits
 
 
@@ -198,8 +213,10 @@ def write_placebo(summary: dict, fits: list[dict], out: Path) -> None:
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("Brier skill vs the evidence-free twin")
     ax.set_ylabel("placebo run")
+    planned = summary.get("n_planned", summary["n"])
+    done = "" if summary["n"] >= planned else f" ({planned} planned)"
     ax.set_title(f"Real skill above {summary['percentile_vs_evidence_free']:.0f}% "
-                 f"of {summary['n']} placebo runs")  # fmt: skip
+                 f"of {summary['n']} placebo runs{done}")  # fmt: skip
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(out / "placebo.png", dpi=120)

@@ -214,7 +214,8 @@ def placebo(
     the model is refitted and every fold forecast by importance sampling with the
     backtest's own settings (origins, horizons, draws, seed, sampler, from its
     summary.json). Pass the same --cases and --config as the backtest. Writes
-    placebo.json, placebo_runs.csv, placebo_fits.csv and placebo.png.
+    placebo.json, placebo_runs.csv, placebo_fits.csv and placebo.png, updated after
+    every run (``n`` of ``n_planned`` runs made).
     """
     import json
 
@@ -251,13 +252,21 @@ def placebo(
     st["horizons"] = tuple(st.get("horizons", cfg.model.forecast.horizons))
     known = set(BacktestSettings.__dataclass_fields__)
     settings = BacktestSettings(**{k: v for k, v in st.items() if k in known})
+    dest = out or backtest_dir / "placebo"
+
+    def partial(d: dict, fits: list[dict]) -> None:  # results so far, after every run
+        write_placebo({**d, "backtest": str(backtest_dir)}, fits, dest)
+        console.print(f"placebo run {d['n']}/{runs}: skill vs evidence-free "
+                      f"{d['skill_vs_evidence_free'][-1]:+.3f} (real on the same forecasts "
+                      f"{d['real_skill_vs_evidence_free_paired'][-1]:+.3f})")  # fmt: skip
+
     try:
         result, fits = run_placebo(cs, cfg, scores, n=runs, settings=settings,
-                                   max_refits=max_refits, progressbar=_progress())  # fmt: skip
+                                   max_refits=max_refits, progressbar=_progress(),
+                                   on_run=partial)  # fmt: skip
     except ValueError as exc:
         raise _bad_input(ValueError(f"{backtest_dir / 'scores.csv'}: {exc}")) from None
     result["backtest"] = str(backtest_dir)
-    dest = out or backtest_dir / "placebo"
     write_placebo(result, fits, dest)
     console.print(
         f"real skill vs evidence-free {result['real_skill_vs_evidence_free']:+.3f}; above "
