@@ -5,8 +5,9 @@ Everything is measured in ONE run on the current machine and reported as seconds
 ratios against baselines measured in the same run; nothing is asserted (timings never go
 into tests). Writes ``summary.json`` (keys below) and prints it.
 
-* ``population_fit_seconds``: the library's default fit (NumPyro NUTS on
-  :class:`HazardModel`), ``first`` (empty compile cache, fresh process) and ``routine``
+* ``population_fit_seconds``: the library's default fit (:class:`HazardModel` with the
+  default settings: ``sampler = "auto"``, i.e. nutpie for population-size models, see
+  ``docs/performance.md``), ``first`` (empty compile cache, fresh process) and ``routine``
   (fresh process, cache warmed by a fit of *other* data of the same shapes), with min bulk
   and tail ESS of the gate's quantities;
 * ``population_speedup_vs_pymc_nuts``: min-ESS per second of the routine fit over PyMC's
