@@ -113,22 +113,30 @@ def main() -> None:
     data = nf.build_model_data(cs, nf.load_config())
     summary: dict = {"cases": args.cases, "questions": len(data.questions), "rows": data.n_rows,
                      "occurrences": float(data.y.sum())}  # fmt: skip
+
+    def save() -> None:  # after every part: a long run stopped early keeps what it measured
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        summary["peak_rss_gb"] = max([*rss, own])
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+
     cache = str(tmp / "cache")
     first = _fresh_fit(folders[0], 1, cache)  # empty cache: compiles
     routine = _fresh_fit(folders[1], 2, cache)  # other data, same shapes: cache hit
     summary["population_fit_seconds"] = {"first": first, "routine": routine}
     rss = [first["rss_gb"], routine["rss_gb"]]
+    save()
     ess_s = min(routine["ess_bulk"], routine["ess_tail"]) / routine["seconds"]
     if not args.skip_baselines:
         from neutrality_forecast.model.hazard import HazardModel
         from neutrality_forecast.model.reference import ReferenceHazardModel
 
-        same = _pymc_fit(HazardModel, cs, args.baseline_draws)
-        text = _pymc_fit(ReferenceHazardModel, cs, args.baseline_draws)
-        summary["pymc_nuts_same_graph"], summary["pymc_nuts_textbook"] = same, text
-        for key, base in (("population_speedup_vs_pymc_nuts", same),
-                          ("population_speedup_vs_textbook", text)):  # fmt: skip
+        for key, name, cls in (
+            ("population_speedup_vs_pymc_nuts", "pymc_nuts_same_graph", HazardModel),
+            ("population_speedup_vs_textbook", "pymc_nuts_textbook", ReferenceHazardModel),
+        ):
+            base = summary[name] = _pymc_fit(cls, cs, args.baseline_draws)
             summary[key] = ess_s / (min(base["ess_bulk"], base["ess_tail"]) / base["seconds"])
+            save()
     if not args.skip_loco:
         from neutrality_forecast.backtest import BacktestSettings, run_backtest
 
@@ -138,9 +146,7 @@ def main() -> None:
         summary["loco_population_seconds"] = time.perf_counter() - t
         summary["loco_refit_share"] = res.summary["folds"]["refit_share"]
         summary["loco_folds"] = res.summary["folds"]
-    rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
-    summary["peak_rss_gb"] = max(rss)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    save()
     print(json.dumps(summary, indent=2))
 
 
