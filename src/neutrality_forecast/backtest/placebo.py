@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from neutrality_forecast.backtest.scoring import brier
+from neutrality_forecast.backtest.summary import _skill
 from neutrality_forecast.casesets import CaseSet
 
 __all__ = ["permute_dates", "placebo_skills", "run_placebo", "write_placebo"]
@@ -46,10 +47,6 @@ def permute_dates(case_set: CaseSet, rng: np.random.Generator) -> CaseSet:
         categories=case_set.events["date_precision"].cat.categories,
     )
     return CaseSet(case_set.cases.copy(), case_set.outcomes.copy(), ev, root=case_set.root)
-
-
-def _skill(b: float, ref: float) -> float:
-    return float(1 - b / ref) if ref > 0 else float("nan")
 
 
 def _summary(runs: list[dict], scores: pd.DataFrame, n: int, max_refits) -> dict:
