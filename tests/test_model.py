@@ -106,13 +106,51 @@ def _disaggregated(data: ModelData) -> ModelData:
     )  # fmt: skip
 
 
+def _with_bin_width(cfg, width: float):
+    lik = cfg.model.likelihood.model_copy(update={"bin_width": width})
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"likelihood": lik})})
+
+
 def test_aggregated_likelihood_is_exact(tiny):
-    cfg = nf.load_config()
+    cfg = _with_bin_width(nf.load_config(), 0.0)
     agg = nf.build_model_data(tiny, cfg)
     assert agg.n_rows < agg.meta["month_rows"]
     full = _disaggregated(agg)
     draws = _random_draws(agg, np.random.default_rng(3), n=3)
     np.testing.assert_allclose(log_likelihood(draws, agg), log_likelihood(draws, full), rtol=1e-10)
+
+
+def test_pooled_rows_keep_events_exact_and_approximate_the_exposure(tiny):
+    """bin_width > 0: fewer rows, same totals, exact event rows, likelihood within 2nd order."""
+    exact = nf.build_model_data(tiny, _with_bin_width(nf.load_config(), 0.0))
+    pooled = nf.build_model_data(tiny, _with_bin_width(nf.load_config(), 0.25))
+    assert pooled.n_rows < exact.n_rows
+    for d in (exact, pooled):
+        assert d.meta["month_rows"] == exact.meta["month_rows"]
+    # per question: exposure, events and exposure-weighted covariate sums are preserved
+    for a in ("trials", "y"):
+        np.testing.assert_allclose(
+            np.bincount(pooled.q_idx, getattr(pooled, a)),
+            np.bincount(exact.q_idx, getattr(exact, a)),
+        )
+    for f in range(exact.x.shape[1]):
+        np.testing.assert_allclose(
+            np.bincount(pooled.q_idx, pooled.trials * pooled.x[:, f]),
+            np.bincount(exact.q_idx, exact.trials * exact.x[:, f]), atol=1e-9,
+        )  # fmt: skip
+    # the event term is exact: sum(y * x) over rows is unchanged
+    np.testing.assert_allclose(pooled.y @ pooled.x, exact.y @ exact.x, atol=1e-9)
+    draws = _random_draws(exact, np.random.default_rng(11), n=20)
+    draws["beta"] *= 0.5  # effects of the size the priors allow
+    diff = log_likelihood(draws, pooled) - log_likelihood(draws, exact)
+    # Jensen: pooling at the mean covariates can only lower the convex exposure term
+    assert (diff >= -1e-9).all()
+    # second-order bound of collapse_rows' docstring, with h (1 - h) <= 1/4 and every
+    # pooled month at most one bin width from its group's mean in every covariate
+    spread = 0.25 * np.abs(draws["beta"]).sum(axis=2).max(axis=1)
+    bound = 0.5 * 0.25 * exact.trials.sum() * spread**2
+    assert (diff <= bound).all()
+    assert diff.max() < 0.1  # in practice: a small fraction of one log-likelihood unit
 
 
 def test_pointwise_likelihood_is_the_same_in_any_chunking(tiny):

@@ -204,12 +204,20 @@ class GateSettings(_Strict):
     max_treedepth_share: float = 0.0
 
 
+class LikelihoodSettings(_Strict):
+    #: width of the covariate bins that pool months *without* an occurrence into one
+    #: binomial row at their exposure-weighted mean covariates (0: pool identical covariates
+    #: only, exact); see :func:`neutrality_forecast.model.data.collapse_rows`
+    bin_width: float = Field(default=0.0, ge=0)
+
+
 class ModelConfig(_Strict):
     schema_version: int = 1
     model_version: str
     priors: Priors
     forecast: ForecastSettings = ForecastSettings()
     sampling: SamplingSettings = SamplingSettings()
+    likelihood: LikelihoodSettings = LikelihoodSettings()
     diagnostics: GateSettings = GateSettings()
 
 

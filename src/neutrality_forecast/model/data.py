@@ -19,8 +19,11 @@ days. Each month's covariates come from :func:`~neutrality_forecast.evidence.fea
 from events known before the month only.
 
 Rows with identical (question, covariates) are collapsed into one binomial row (an exact
-sufficient-statistic form of the monthly Bernoulli likelihood); :meth:`ModelData.month_rows`
-gives the uncollapsed rows of some cases (for importance weights by origin).
+sufficient-statistic form of the monthly Bernoulli likelihood); with ``[likelihood]
+bin_width`` > 0 in ``models/model.toml``, months without an occurrence are also pooled
+within covariate bins (:func:`collapse_rows`: exact event term, second-order exposure
+term). :meth:`ModelData.month_rows` gives the uncollapsed rows of some cases (for
+importance weights by origin).
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from neutrality_forecast.evidence import question_evidence as _question_evidence
 from neutrality_forecast.evidence.features import features as _features
 
 __all__ = [
+    "KEY_COLUMNS",
     "ROW_BLOCK",
     "ModelData",
     "Question",
     "build_model_data",
+    "collapse_rows",
     "month_fraction",
     "padded_rows",
     "question_rows",
@@ -428,6 +433,58 @@ def questions_at(
     return out
 
 
+#: columns that identify a binomial row besides its covariates
+KEY_COLUMNS = ["q_idx", "outcome_idx", "partner_idx", "standing", "recurrence"]
+
+
+def collapse_rows(rows: pd.DataFrame, xcols: list[str], *, bin_width: float = 0.0) -> pd.DataFrame:
+    r"""Pool monthly rows into binomial rows: ``KEY_COLUMNS``, ``xcols``, ``trials``, ``y``.
+
+    ``bin_width = 0`` pools months with identical keys and covariates: the binomial
+    likelihood of the pooled row equals the product of its months' Bernoulli likelihoods
+    (exact sufficient statistics). With ``bin_width = w > 0``, months *without* an
+    occurrence whose covariates fall in the same bins of width ``w``
+    (``floor(x / w)`` in every covariate) are pooled into one row at their exposure-weighted
+    mean covariates :math:`\bar x_g = \sum_i n_i x_i / n_g`, while months with an
+    occurrence keep their exact covariates. The event term :math:`\sum y\,\eta` is then
+    exact, and the exposure term is approximated to second order: with
+    :math:`\eta` linear in :math:`x`,
+
+    .. math::
+
+        \sum_{i \in g} n_i \log(1 + e^{\eta_i}) = n_g \log(1 + e^{\bar\eta_g})
+        + \tfrac12 \sum_{i \in g} n_i\, h_i (1 - h_i) (\eta_i - \bar\eta_g)^2 + \dots
+
+    where :math:`|\eta_i - \bar\eta_g| \le w \sum_f |\beta_f|`. For monthly hazards of
+    ~0.5 % (:math:`h(1-h) \approx 0.005`), ``w = 0.25`` and effects of ~0.5 the neglected
+    term is below 1e-4 per month. Forecasts never use the pooled rows (they use each
+    question's exact covariates), so only the fit is affected; ``docs/performance.md``
+    compares the posteriors with and without pooling.
+    """
+    if bin_width <= 0 or not xcols:
+        grouped = rows.groupby([*KEY_COLUMNS, *xcols], sort=True, dropna=False)
+        return grouped[["trials", "y"]].sum().reset_index()
+    event = rows["y"].to_numpy() > 0
+    exact = collapse_rows(rows.loc[event], xcols)
+    quiet = rows.loc[~event]
+    bins = np.floor(quiet[xcols].to_numpy(float) / bin_width + 1e-9)
+    bcols = [f"bin{i}" for i in range(len(xcols))]
+    weighted = quiet[xcols].to_numpy(float) * quiet["trials"].to_numpy(float)[:, None]
+    frame = pd.concat(
+        [
+            quiet[[*KEY_COLUMNS, "trials", "y"]].reset_index(drop=True),
+            pd.DataFrame(bins, columns=bcols),
+            pd.DataFrame(weighted, columns=xcols),
+        ],
+        axis=1,
+    )
+    pooled = frame.groupby([*KEY_COLUMNS, *bcols], sort=True)[[*xcols, "trials", "y"]].sum()
+    pooled = pooled.reset_index().drop(columns=bcols)
+    pooled[xcols] = pooled[xcols].to_numpy() / pooled["trials"].to_numpy()[:, None]
+    out = pd.concat([pooled, exact], ignore_index=True)
+    return out.sort_values([*KEY_COLUMNS, *xcols], kind="stable", ignore_index=True)
+
+
 def build_model_data(
     case_set: CaseSet, config: Config, *, partners: list[str] | None = None
 ) -> ModelData:
@@ -448,10 +505,9 @@ def build_model_data(
         keys = np.zeros((0, 5 + len(names)))
         trials = y = np.zeros(0)
     else:
-        keycols = ["q_idx", "outcome_idx", "partner_idx", "standing", "recurrence", *xcols]
-        grouped = rows.groupby(keycols, sort=True, dropna=False)[["trials", "y"]].sum()
-        keys = np.array(grouped.index.to_list(), dtype=float).reshape(len(grouped), -1)
-        trials, y = grouped["trials"].to_numpy(float), grouped["y"].to_numpy(float)
+        pooled = collapse_rows(rows, xcols, bin_width=config.model.likelihood.bin_width)
+        keys = pooled[[*KEY_COLUMNS, *xcols]].to_numpy(float).reshape(len(pooled), -1)
+        trials, y = pooled["trials"].to_numpy(float), pooled["y"].to_numpy(float)
     return ModelData(
         case_ids=case_set.case_ids,
         outcomes=list(OUTCOMES),

@@ -70,10 +70,14 @@ class HazardModel:
 
     with the likelihood :math:`y_{qt} \sim \mathrm{Bernoulli}(h_{qt})` over every at-risk
     month (a counting process for the recurrent families: after an occurrence the question
-    is at risk for the next one), evaluated in the exactly equivalent aggregated form
-    :math:`\sum_r Y_r \eta_r - n_r \log(1 + e^{\eta_r})` over groups of months with
-    identical covariates (:math:`n_r` may be fractional for a partly observed last month:
-    :math:`(1-h)^{f}` is the chance of no occurrence in a fraction :math:`f` of it).
+    is at risk for the next one), evaluated in the aggregated form
+    :math:`\sum_r Y_r \eta_r - n_r \log(1 + e^{\eta_r})` over groups of months
+    (:math:`n_r` may be fractional for a partly observed last month: :math:`(1-h)^{f}` is
+    the chance of no occurrence in a fraction :math:`f` of it). Groups of months with
+    identical covariates give exactly the monthly Bernoulli likelihood; with ``[likelihood]
+    bin_width`` > 0 months without an occurrence are pooled within covariate bins at their
+    mean covariates (exact event term, second-order exposure term:
+    :func:`~neutrality_forecast.model.data.collapse_rows`).
 
     * :math:`x_{qft}`: evidence covariates from events known before month :math:`t`
       (:mod:`neutrality_forecast.evidence.features`: category stocks, composites,
