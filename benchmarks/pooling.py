@@ -39,12 +39,6 @@ GROUPS = ["mu_alpha", "alpha", "mu_beta", "beta", "sigma_beta", "sigma_partner",
           "partner_effect", "sigma_shared", "sigma_q", "rho", "gamma"]  # fmt: skip
 
 
-def with_width(cfg: nf.Config, width: float) -> nf.Config:
-    """``cfg`` with ``[likelihood] bin_width = width``."""
-    lik = cfg.model.likelihood.model_copy(update={"bin_width": width})
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"likelihood": lik})})
-
-
 def _headline(fitted, case: str) -> dict[str, float]:
     t = nf.make_forecast(fitted, case).table
     t = t[t["headline"] & (t["horizon_months"] == 12)]
@@ -64,7 +58,13 @@ def main() -> None:
     fits, summary = {}, {"draws": args.draws, "tune": args.draws, "widths": {}}
     for w in [0.0, *args.widths]:
         t = time.perf_counter()
-        f = nf.fit(cs, with_width(cfg, w), draws=args.draws, tune=args.draws, progressbar=True)
+        f = nf.fit(
+            cs,
+            cfg.with_updates(likelihood={"bin_width": w}),
+            draws=args.draws,
+            tune=args.draws,
+            progressbar=True,
+        )
         fits[w] = f
         summary["widths"][str(w)] = {
             "rows": f.data.n_rows, "seconds": time.perf_counter() - t,

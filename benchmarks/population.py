@@ -74,8 +74,7 @@ def _fresh_fit(folder: Path, seed: int, cache: str) -> dict:
 
 def _exact_rows(cfg):
     """``cfg`` with ``[likelihood] bin_width = 0``: only identical covariates pooled."""
-    lik = cfg.model.likelihood.model_copy(update={"bin_width": 0.0})
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"likelihood": lik})})
+    return cfg.with_updates(likelihood={"bin_width": 0.0})
 
 
 def _pymc_fit(model_cls, cs, draws: int, cfg) -> dict:

@@ -106,13 +106,8 @@ def _disaggregated(data: ModelData) -> ModelData:
     )  # fmt: skip
 
 
-def _with_bin_width(cfg, width: float):
-    lik = cfg.model.likelihood.model_copy(update={"bin_width": width})
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"likelihood": lik})})
-
-
 def test_aggregated_likelihood_is_exact(tiny):
-    cfg = _with_bin_width(nf.load_config(), 0.0)
+    cfg = nf.load_config().with_updates(likelihood={"bin_width": 0.0})
     agg = nf.build_model_data(tiny, cfg)
     assert agg.n_rows < agg.meta["month_rows"]
     full = _disaggregated(agg)
@@ -122,8 +117,10 @@ def test_aggregated_likelihood_is_exact(tiny):
 
 def test_pooled_rows_keep_events_exact_and_approximate_the_exposure(tiny):
     """bin_width > 0: fewer rows, same totals, exact event rows, likelihood within 2nd order."""
-    exact = nf.build_model_data(tiny, _with_bin_width(nf.load_config(), 0.0))
-    pooled = nf.build_model_data(tiny, _with_bin_width(nf.load_config(), 0.25))
+    exact = nf.build_model_data(tiny, nf.load_config().with_updates(likelihood={"bin_width": 0.0}))
+    pooled = nf.build_model_data(
+        tiny, nf.load_config().with_updates(likelihood={"bin_width": 0.25})
+    )
     assert pooled.n_rows < exact.n_rows
     for d in (exact, pooled):
         assert d.meta["month_rows"] == exact.meta["month_rows"]
