@@ -100,6 +100,11 @@ def main() -> None:
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--skip-loco", action="store_true")
     ap.add_argument(
+        "--skip-fits",
+        action="store_true",
+        help="only the leave-cluster-out part (no default fits, no baselines)",
+    )
+    ap.add_argument(
         "--loco-max-refits",
         type=int,
         default=8,
@@ -128,14 +133,16 @@ def main() -> None:
         summary["peak_rss_gb"] = max([*rss, own])
         (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    cache = str(tmp / "cache")
-    first = _fresh_fit(folders[0], 1, cache)  # empty cache: compiles
-    routine = _fresh_fit(folders[1], 2, cache)  # other data, same shapes: cache hit
-    summary["population_fit_seconds"] = {"first": first, "routine": routine}
-    rss = [first["rss_gb"], routine["rss_gb"]]
-    save()
-    ess_s = min(routine["ess_bulk"], routine["ess_tail"]) / routine["seconds"]
-    if not args.skip_baselines:
+    rss: list[float] = []
+    if not args.skip_fits:
+        cache = str(tmp / "cache")
+        first = _fresh_fit(folders[0], 1, cache)  # empty cache: compiles
+        routine = _fresh_fit(folders[1], 2, cache)  # other data, same shapes: cache hit
+        summary["population_fit_seconds"] = {"first": first, "routine": routine}
+        rss += [first["rss_gb"], routine["rss_gb"]]
+        save()
+        ess_s = min(routine["ess_bulk"], routine["ess_tail"]) / routine["seconds"]
+    if not (args.skip_baselines or args.skip_fits):
         from neutrality_forecast.model.hazard import HazardModel
         from neutrality_forecast.model.reference import ReferenceHazardModel
 
