@@ -14,7 +14,10 @@ default model on the shipped data, in ONE run, with the same seed, draws and
 * ``numpyro_dense``: NumPyro NUTS with a dense mass matrix adapted in warm-up;
 * ``nutpie_diag`` / ``nutpie_lowrank``: nutpie (JAX backend, the same graph) with its
   diagonal mass matrix, and with its low-rank modified mass matrix
-  (``low_rank_modified_mass_matrix=True``).
+  (``low_rank_modified_mass_matrix=True``);
+* ``nutpie_numba``: nutpie's diagonal mass matrix with its numba backend (the gradient
+  compiled to machine code, called from nutpie's threads without Python);
+* ``pymc_nuts``: PyMC's own NUTS (C backend, one process per chain) on the same graph.
 
 For each it prints leapfrog steps per draw, divergences, the gate's statistics (max
 R-hat, min bulk and tail ESS over the gated variables) and **min bulk ESS per 1000
@@ -33,7 +36,14 @@ import numpy as np
 
 import neutrality_forecast as nf  # sets JAX's program-argument hoisting before JAX starts
 
-VARIANTS = ("numpyro_diag", "numpyro_dense", "nutpie_diag", "nutpie_lowrank")
+VARIANTS = (
+    "numpyro_diag",
+    "numpyro_dense",
+    "nutpie_diag",
+    "nutpie_lowrank",
+    "nutpie_numba",
+    "pymc_nuts",
+)
 
 
 def _sample(model, variant: str, *, draws: int, tune: int, chains: int, seed: int, target: float):
@@ -44,9 +54,21 @@ def _sample(model, variant: str, *, draws: int, tune: int, chains: int, seed: in
             model, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target,
             progressbar=False, dense_mass=variant == "numpyro_dense",
         )  # fmt: skip
+    if variant == "pymc_nuts":
+        import pymc as pm
+
+        with model:
+            return pm.sample(
+                draws=draws, tune=tune, chains=chains, cores=min(chains, 2), random_seed=seed,
+                target_accept=target, progressbar=False, compute_convergence_checks=False,
+                mp_ctx="spawn",
+            )  # fmt: skip
     import nutpie
 
-    compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
+    if variant == "nutpie_numba":
+        compiled = nutpie.compile_pymc_model(model)  # numba backend: no Python per gradient
+    else:
+        compiled = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
     return nutpie.sample(
         compiled, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target,
         progress_bar=False, low_rank_modified_mass_matrix=variant == "nutpie_lowrank",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import neutrality_forecast as nf
 from neutrality_forecast.evidence import (
@@ -12,6 +14,7 @@ from neutrality_forecast.evidence import (
     category_matrix,
     counterpart_role,
     features,
+    features_ahead,
     intensity_factors,
     stock_from_inflow,
 )
@@ -125,6 +128,54 @@ def test_feature_blocks(cfg):
     xs = features(np.stack([inflow, inflow]), np.stack([steps, steps]), np.stack([vol, vol]),
                   cfg=full)  # fmt: skip
     np.testing.assert_allclose(xs[1], x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lag=st.integers(1, 4),
+    mode=st.sampled_from(["causal", "none"]),
+    months=st.integers(1, 60),
+    ahead=st.integers(1, 30),
+    draws=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_features_ahead_equals_features_of_the_extended_history(
+    lag, mode, months, ahead, draws, seed
+):
+    """The forecast's shortcut (history summarised once) gives the same covariates as
+    computing every draw's whole history (every block, both intensity modes)."""
+    cfg = (
+        nf.load_config()
+        .with_updates(
+            features={
+                "blocks": ["categories", "composites", "steps", "surge", "static"],
+                "half_lives": [3, 24],
+            },
+            intensity={"mode": mode},
+            timing={"lag_months": lag},
+        )  # fmt: skip
+        .evidence
+    )
+    rng = np.random.default_rng(seed)
+    j, n_total = len(cfg.category_names), months + ahead
+    base = (
+        rng.poisson(0.4, (n_total, j)).astype(float),
+        rng.poisson(0.1, n_total).astype(float),
+        rng.poisson(1.0, n_total).astype(float),
+    )
+    added = (
+        rng.poisson(0.4, (draws, ahead, j)).astype(float),
+        rng.poisson(0.1, (draws, ahead)).astype(float),
+        rng.poisson(1.0, (draws, ahead)).astype(float),
+    )
+    static = rng.normal(size=len(cfg.features.static))
+    full = [np.repeat(a[None], draws, axis=0) for a in base]
+    for whole, extra in zip(full, added, strict=True):
+        whole[:, months:] += extra
+    expected = features(*full, cfg=cfg, static=static)[:, -ahead:]
+    got = features_ahead(base, added, cfg=cfg, static=static)
+    assert got.shape == expected.shape == (draws, ahead, len(cfg.feature_names))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_every_shipped_event_maps(cfg):

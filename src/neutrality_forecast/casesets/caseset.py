@@ -85,6 +85,7 @@ class CaseSet:
     #: optional static covariates (``covariates.csv``: ``case_id, partner, covariate,
     #: value``, numeric values), an extension outside the three-file contract
     covariates: pd.DataFrame | None = field(default=None, repr=False)
+    _static_cache: tuple | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_raw(
@@ -135,23 +136,15 @@ class CaseSet:
         (neutrality revision), and a covariate coded nowhere is constant and carries no
         information.
         """
-        cov = self.covariates
-        if cov is None or cov.empty:
-            return 0.0
-        named = cov[cov["covariate"] == name]
-        mine = named[named["case_id"] == case_id]
+        values, means = self._static_lookup().get(name, ({}, (None, None)))
         for p in (partner or "", ""):
-            hit = mine[mine["partner"].fillna("") == p]
-            if len(hit):
-                return float(hit["value"].iloc[0])
+            if (case_id, p) in values:
+                return values[case_id, p]
         # coded at the level asked for: per partner for a partner's question, per case for
         # a question without a partner (a partner covariate does not apply to it: 0)
-        level = named["partner"].fillna("") != ""
-        if partner is None:
-            level = ~level
-        if not level.any():
+        mean = means[partner is not None]
+        if mean is None:
             return 0.0
-        mean = float(named.loc[level, "value"].astype(float).mean())
         warnings.warn(
             f"covariates.csv: no {name!r} value for case {case_id!r}"
             f"{f' and partner {partner!r}' if partner else ''}; using the mean of the coded "
@@ -160,6 +153,37 @@ class CaseSet:
             stacklevel=2,
         )
         return mean
+
+    def _static_lookup(self) -> dict[str, tuple[dict, tuple[float | None, float | None]]]:
+        """Per covariate: values by (case, partner) and the means per level.
+
+        ``{(case_id, partner or ""): value}`` (the first row of each in file order) and the
+        means of the values coded per case and per partner (``None`` where none is
+        coded); built once per ``covariates`` frame.
+        """
+        cov = self.covariates
+        if self._static_cache is not None and self._static_cache[0] is cov:
+            return self._static_cache[1]
+        out: dict = {}
+        if cov is not None and not cov.empty:
+            partner = cov["partner"].fillna("").astype(str)
+            value = cov["value"].astype(float)
+            for name, idx in cov.groupby("covariate", sort=False).groups.items():
+                values: dict = {}
+                for key, v in zip(
+                    zip(cov.loc[idx, "case_id"].astype(str), partner[idx], strict=True),
+                    value[idx],
+                    strict=True,
+                ):
+                    values.setdefault(key, float(v))
+                per_partner = (partner[idx] != "").to_numpy()
+                vals = value[idx].to_numpy()
+                means = tuple(
+                    float(vals[m].mean()) if m.any() else None for m in (~per_partner, per_partner)
+                )
+                out[str(name)] = (values, means)
+        self._static_cache = (cov, out)
+        return out
 
     def contexts(self) -> pd.Series:
         """Each event's contexts as a list of strings."""

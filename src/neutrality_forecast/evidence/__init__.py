@@ -7,7 +7,12 @@ from neutrality_forecast.evidence.covariates import (
     question_evidence,
     stock_from_inflow,
 )
-from neutrality_forecast.evidence.features import feature_names, features, intensity_factors
+from neutrality_forecast.evidence.features import (
+    feature_names,
+    features,
+    features_ahead,
+    intensity_factors,
+)
 from neutrality_forecast.evidence.mapping import (
     EventArrays,
     admiralty_weight,
@@ -24,6 +29,7 @@ __all__ = [
     "counterpart_role",
     "feature_names",
     "features",
+    "features_ahead",
     "intensity_factors",
     "known_dates",
     "month_index",

@@ -43,7 +43,7 @@ import numpy as np
 from neutrality_forecast.config import EvidenceConfig
 from neutrality_forecast.evidence.covariates import stock_from_inflow
 
-__all__ = ["feature_names", "features", "intensity_factors"]
+__all__ = ["feature_names", "features", "features_ahead", "intensity_factors"]
 
 
 def _hl_suffix(h: float) -> str:
@@ -76,33 +76,102 @@ def intensity_factors(volume: np.ndarray, *, cfg: EvidenceConfig) -> np.ndarray:
     Month ``t`` uses the volume known up to ``t - lag`` (the months whose events inform it);
     returns ones when ``[intensity] mode = "none"``.
     """
-    opt = cfg.intensity
-    if opt.mode == "none":
+    if cfg.intensity.mode == "none":
         return np.ones_like(volume, dtype=float)
-    lag = cfg.timing.lag_months
     n = volume.shape[-1]
-    cum = np.cumsum(volume, axis=-1)
-    seen = np.zeros_like(cum, dtype=float)
-    if lag < n:
-        seen[..., lag:] = cum[..., : n - lag] if lag else cum
-    months_seen = np.clip(np.arange(n) - lag + 1, 0, None)
+    cum = np.concatenate([np.zeros((*volume.shape[:-1], 1)), np.cumsum(volume, axis=-1)], -1)
+    seen = cum[..., np.clip(np.arange(n) - cfg.timing.lag_months + 1, 0, n)]
+    return _factor(seen, np.arange(n), cfg=cfg)
+
+
+def _factor(seen: np.ndarray, months: np.ndarray, *, cfg: EvidenceConfig) -> np.ndarray:
+    """``clip(r0 / rate_t)`` from the volume ``seen`` by each month (module docstring)."""
+    opt = cfg.intensity
+    months_seen = np.clip(months - cfg.timing.lag_months + 1, 0, None)
     rate = (seen + opt.reference_rate * opt.prior_months) / (months_seen + opt.prior_months)
     return np.clip(opt.reference_rate / rate, opt.min_factor, opt.max_factor)
 
 
-def _surge(volume: np.ndarray, *, cfg: EvidenceConfig) -> np.ndarray:
+def _aggregates(
+    inflow: np.ndarray, steps: np.ndarray, volume: np.ndarray, *, cfg: EvidenceConfig
+) -> dict[str, np.ndarray]:
+    """The linear, causal, shift-invariant summaries of the inflow that the covariates need.
+
+    Every entry is linear in (``inflow``, ``steps``, ``volume``) and at month ``t`` uses only
+    months ``<= t`` of them, counted from the first month of the arrays (zero before): the
+    decayed category stocks per half-life, the decayed step stock, the volume known by
+    ``t`` (``seen``), the volume of the ``surge_months`` months informing ``t``
+    (``recent``) and the volume before those (``earlier``). So the summaries of a sum of
+    arrays are the sums of their summaries, and those of an array that is zero before some
+    month may be computed from that month on (:func:`features_ahead`).
+    """
     f, lag = cfg.features, cfg.timing.lag_months
-    n, w = volume.shape[-1], f.surge_months
-    cum = np.concatenate([np.zeros((*volume.shape[:-1], 1)), np.cumsum(volume, axis=-1)], -1)
-    t = np.arange(n)
-    hi = np.clip(t - lag + 1, 0, n)  # events of months < hi inform month t
-    lo = np.clip(hi - w, 0, n)
-    recent = cum[..., hi] - cum[..., lo]
-    r0 = cfg.intensity.reference_rate
-    earlier_rate = (cum[..., lo] + r0 * cfg.intensity.prior_months) / (
-        lo + cfg.intensity.prior_months
-    )
-    return np.log1p(recent) - np.log1p(earlier_rate * (hi - lo))
+    out: dict[str, np.ndarray] = {}
+    for i, h in enumerate(f.half_lives):
+        out[f"stock{i}"] = stock_from_inflow(inflow, half_life=h, lag=lag)
+    if "steps" in f.blocks:
+        out["steps"] = stock_from_inflow(
+            steps[..., None], half_life=f.step_half_life_months, lag=lag
+        )[..., 0]
+    need_cum = cfg.intensity.mode != "none" or "surge" in f.blocks
+    if need_cum:
+        n = volume.shape[-1]
+        cum = np.concatenate([np.zeros((*volume.shape[:-1], 1)), np.cumsum(volume, axis=-1)], -1)
+        t = np.arange(n)
+        seen_idx = np.clip(t - lag + 1, 0, n)  # events of months < t - lag + 1 are known at t
+        out["seen"] = cum[..., seen_idx]
+        if "surge" in f.blocks:
+            lo = np.clip(seen_idx - f.surge_months, 0, n)
+            out["recent"] = cum[..., seen_idx] - cum[..., lo]
+            out["earlier"] = cum[..., lo]
+    return out
+
+
+def _transform(
+    agg: dict[str, np.ndarray],
+    months: np.ndarray,
+    *,
+    cfg: EvidenceConfig,
+    static: np.ndarray | None,
+) -> np.ndarray:
+    """Covariates ``(..., len(months), F)`` from the summaries of :func:`_aggregates`.
+
+    ``months`` are the months' positions from the window start (they set the intensity's
+    and the surge's month counts); every operation is elementwise in the month.
+    """
+    f, lag, opt = cfg.features, cfg.timing.lag_months, cfg.intensity
+    lead = agg["stock0"].shape[:-1]  # (..., months)
+    if opt.mode == "none":
+        factor = np.ones((*lead, 1))
+    else:
+        factor = _factor(agg["seen"], months, cfg=cfg)[..., None]
+    cat_x = [np.log1p(factor * agg[f"stock{i}"]) for i in range(len(f.half_lives))]
+    blocks: list[np.ndarray] = []
+    for block in f.blocks:
+        if block == "categories":
+            blocks += cat_x
+        elif block == "composites":
+            names = cfg.category_names
+            for comp in f.composites:
+                w = np.zeros(len(names))
+                for name, value in comp.weights.items():
+                    w[names.index(name)] = value
+                blocks.append((cat_x[0] @ w)[..., None])
+        elif block == "steps":
+            blocks.append(np.log1p(agg["steps"])[..., None])
+        elif block == "surge":
+            hi = np.clip(months - lag + 1, 0, None)
+            lo = np.clip(hi - f.surge_months, 0, None)
+            r0 = opt.reference_rate
+            earlier_rate = (agg["earlier"] + r0 * opt.prior_months) / (lo + opt.prior_months)
+            surge = np.log1p(agg["recent"]) - np.log1p(earlier_rate * (hi - lo))
+            blocks.append(surge[..., None])
+        elif block == "static":
+            vals = np.zeros(len(f.static)) if static is None else np.asarray(static, float)
+            blocks.append(np.broadcast_to(vals, (*lead, len(vals))))
+    if not blocks:
+        return np.zeros((*lead, 0))
+    return np.concatenate(blocks, axis=-1)
 
 
 def features(
@@ -129,30 +198,36 @@ def features(
         The question's static covariates (block ``static``), constant over months.
 
     """
-    f, lag = cfg.features, cfg.timing.lag_months
-    factor = intensity_factors(volume, cfg=cfg)[..., None]
-    blocks: list[np.ndarray] = []
-    cat_x: list[np.ndarray] = []
-    for h in f.half_lives:
-        cat_x.append(np.log1p(factor * stock_from_inflow(inflow, half_life=h, lag=lag)))
-    for block in f.blocks:
-        if block == "categories":
-            blocks += cat_x
-        elif block == "composites":
-            names = cfg.category_names
-            for comp in f.composites:
-                w = np.zeros(len(names))
-                for name, value in comp.weights.items():
-                    w[names.index(name)] = value
-                blocks.append((cat_x[0] @ w)[..., None])
-        elif block == "steps":
-            stock = stock_from_inflow(steps[..., None], half_life=f.step_half_life_months, lag=lag)
-            blocks.append(np.log1p(stock))
-        elif block == "surge":
-            blocks.append(_surge(volume, cfg=cfg)[..., None])
-        elif block == "static":
-            vals = np.zeros(len(f.static)) if static is None else np.asarray(static, float)
-            blocks.append(np.broadcast_to(vals, (*inflow.shape[:-1], len(vals))))
-    if not blocks:
-        return np.zeros((*inflow.shape[:-1], 0))
-    return np.concatenate(blocks, axis=-1)
+    agg = _aggregates(inflow, steps, volume, cfg=cfg)
+    return _transform(agg, np.arange(inflow.shape[-2]), cfg=cfg, static=static)
+
+
+def features_ahead(
+    base: tuple[np.ndarray, np.ndarray, np.ndarray],
+    added: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    cfg: EvidenceConfig,
+    static: np.ndarray | None = None,
+) -> np.ndarray:
+    """Covariates of the last months of a history common to every draw plus per-draw arrivals.
+
+    ``base = (inflow, steps, volume)`` covers the ``T`` months from the window start
+    (shapes as in :func:`features`, no draw axis); ``added`` holds what each draw adds to
+    the last ``n`` of them, with a leading draw axis (``(D, n, categories)``, ``(D, n)``,
+    ``(D, n)``). Returns ``(D, n, F)``, equal to ``features(base + added)[:, -n:]`` with
+    ``added`` padded by zeros in front, but the history's summaries are computed once
+    instead of once per draw (the summaries are linear, causal and shift-invariant:
+    :func:`_aggregates`); a forecast with 12,000 draws and 25 future months of a 20-year
+    window does ~10x less work.
+    """
+    n_total = base[0].shape[-2]
+    n = added[0].shape[-2]
+    hist = _aggregates(*base, cfg=cfg)
+    new = _aggregates(*added, cfg=cfg)
+    agg = {}
+    for key, a in new.items():
+        h = hist[key]
+        tail = h[-n:] if key.startswith("stock") else h[..., -n:]
+        agg[key] = tail + a
+    months = np.arange(n_total - n, n_total)
+    return _transform(agg, months, cfg=cfg, static=static)

@@ -38,7 +38,7 @@ import pandas as pd
 
 from neutrality_forecast.config import Config
 from neutrality_forecast.evidence import month_index
-from neutrality_forecast.evidence.features import features
+from neutrality_forecast.evidence.features import features, features_ahead
 from neutrality_forecast.model.data import Question, month_fraction
 
 __all__ = [
@@ -101,12 +101,15 @@ def simulate_arrivals(
 
 def _future_inflow(
     q: Question, sim, *, as_of: pd.Timestamp, n_future: int, extra=None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...] | None]:
     """Inflow, steps and volume from the window start to ``m0 + n_future - 1``.
 
-    With ``sim`` the arrays gain a leading draw axis. ``extra`` (a
-    :class:`~neutrality_forecast.evidence.QuestionEvidence` over the same first month)
-    adds hypothetical events (what-if scenarios, attribution).
+    Returns ``(base, added)``: ``base`` the known history (and, with ``extra``, a
+    :class:`~neutrality_forecast.evidence.QuestionEvidence` over the same first month,
+    hypothetical events for what-if scenarios and attribution), common to every draw;
+    ``added`` (with ``sim``, else ``None``) each draw's simulated arrivals over the last
+    ``n_future`` months, with a leading draw axis (see
+    :func:`~neutrality_forecast.evidence.features_ahead`).
     """
     m0 = int(month_index(pd.Timestamp(as_of)))
     upto = m0 - q.first_month  # months strictly before the as-of month
@@ -125,17 +128,15 @@ def _future_inflow(
             add = getattr(extra, name)[:total]
             arr[: len(add)] += add
     if sim is None:
-        return inflow, steps, volume
+        return (inflow, steps, volume), None
     counts, recent = sim
     c = counts.astype(float)
-    fut = slice(upto, total)
-    inflow = np.broadcast_to(inflow, (len(c), *inflow.shape)).copy()
-    steps = np.broadcast_to(steps, (len(c), *steps.shape)).copy()
-    volume = np.broadcast_to(volume, (len(c), *volume.shape)).copy()
-    inflow[:, fut] += c @ ev.contributions[recent]
-    steps[:, fut] += c @ ev.step_contributions[recent]
-    volume[:, fut] += c @ ev.weights[recent]
-    return inflow, steps, volume
+    added = (
+        c @ ev.contributions[recent],
+        c @ ev.step_contributions[recent],
+        c @ ev.weights[recent],
+    )
+    return (inflow, steps, volume), added
 
 
 def question_hazards(
@@ -263,10 +264,13 @@ def question_probabilities(
     m0 = int(month_index(as_of))
     hazards, resolved, linked = [], [], []
     for q in qs:
-        inflow, steps, volume = _future_inflow(
+        base, added = _future_inflow(
             q, sim, as_of=as_of, n_future=n_fut, extra=(extra or {}).get(q.label)
         )
-        x = features(inflow, steps, volume, cfg=config.evidence, static=q.static)[..., -n_fut:, :]
+        if added is None:
+            x = features(*base, cfg=config.evidence, static=q.static)[-n_fut:]
+        else:
+            x = features_ahead(base, added, cfg=config.evidence, static=q.static)
         if not evidence:
             x = np.zeros_like(x)
         rec = np.log1p(q.occurrences_before(as_of)) if q.recurrent else 0.0

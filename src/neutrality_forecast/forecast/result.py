@@ -206,13 +206,15 @@ def make_forecast(
     as_of: pd.Timestamp | str | None = None,
     horizons: list[int] | None = None,
     extra: dict | None = None,
+    drivers: bool = True,
 ) -> Forecast:
     """Forecast ``case_id`` from ``fitted`` at ``as_of`` (default: the case's window end).
 
     Only evidence known by ``as_of`` enters (later events are ignored); a neutrality
     revision on or before ``as_of`` is reported ``resolved``; recurrent questions report
     the chance of a new occurrence and their last one (``last_occurred_on``). ``extra``
-    maps question labels to hypothetical evidence (what-if scenarios).
+    maps question labels to hypothetical evidence (what-if scenarios). ``drivers=False``
+    skips the drivers table (left empty), e.g. for replays that need only probabilities.
     """
     case = fitted.case_set.case(case_id)
     as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(case["window_end"])
@@ -226,7 +228,7 @@ def make_forecast(
         table=table,
         joint=joint,
         conditional=conditional,
-        drivers=drivers_table(fitted, case_id, as_of),
+        drivers=drivers_table(fitted, case_id, as_of) if drivers else pd.DataFrame(),
         draws=draws,
         meta={"future_evidence": fitted.config.model.forecast.future_evidence,
               "headline": [q.label for q in res["headline"]]},

@@ -194,7 +194,9 @@ def replay_forecasts(
     cols = ["case_id", "as_of", "outcome", "partner", "horizon_months", "p_mean", "p_q05",
             "p_q95", "status"]  # fmt: skip
     frames = [
-        make_forecast(fitted, case_id, as_of=when, horizons=horizons or [12]).table[cols]
+        make_forecast(fitted, case_id, as_of=when, horizons=horizons or [12], drivers=False).table[
+            cols
+        ]
         for when in dates
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
