@@ -139,12 +139,14 @@ def test_new_data_reuse_the_compiled_sampler_across_processes(tmp_path):
     assert first["mean"] != second["mean"]
 
 
-def test_nutpie_sees_swapped_data_and_is_reproducible():
-    """nutpie (JAX backend, data folded into the program) samples the data it is given.
+@pytest.mark.parametrize("backend", ["numba", "jax"])
+def test_nutpie_sees_swapped_data_and_is_reproducible(backend):
+    """nutpie samples the data it is given, with either backend.
 
-    New data recompile the program: sampling data B after data A moves the posterior
-    (no occurrences at all lowers the base hazard), and going back to A gives exactly
-    the first draws again (same seed).
+    numba (the default) takes new data as arguments (``with_data``); JAX folds the data
+    into the program and compiles again. Either way sampling data B after data A moves
+    the posterior (no occurrences at all lowers the base hazard), and going back to A
+    gives exactly the first draws again (same seed).
     """
     pytest.importorskip("nutpie")
     from neutrality_forecast.sampling import CompiledModel
@@ -152,7 +154,8 @@ def test_nutpie_sees_swapped_data_and_is_reproducible():
     data, model = _model()
     a = data.model_inputs()
     b = {k: (np.zeros_like(v) if k.startswith("y_") else v) for k, v in a.items()}
-    compiled = CompiledModel(model, sampler="nutpie")
+    compiled = CompiledModel(model, sampler="nutpie", nutpie_backend=backend)
+    assert compiled._data_folded == (backend == "jax")
     kw = dict(draws=100, tune=100, chains=2, seed=5, progressbar=False)
     first = compiled.sample(a, **kw)
     none = compiled.sample(b, **kw)

@@ -4,7 +4,8 @@
 2-core machine (``docs/performance.md``):
 
 * models with at least :data:`NUTPIE_MIN_PARAMETERS` free parameters (the 48-case
-  reference population: 425) go to **nutpie** with its JAX backend. There
+  reference population: 425) go to **nutpie** (its numba backend, :data:`NUTPIE_BACKEND`).
+  There
   (``benchmarks/mass_matrix.py``, one run, same model, seed, draws and ``target_accept``)
   nutpie's diagonal adaptation needs 18 leapfrog steps per draw where NumPyro's needs 63,
   and gives 2.2x the minimum bulk ESS per gradient evaluation and 2.4x per second;
@@ -12,7 +13,13 @@
   parameters, ``benchmarks/run.py``) and on the sparse test fixture (4 x 1000 draws: 74 s
   against nutpie's 146 s, nutpie diverging 108 times at ``target_accept`` 0.8).
 
-Without JAX, nutpie (numba backend), else PyMC's own NUTS. NumPyro runs through
+nutpie's **numba** backend compiles the log density and its gradient to machine code that
+nutpie's threads call without Python: on the shipped population (pooled rows, 4 chains x
+(1000 + 3000), same seed) it sampled in 42 s plus 14 s of compilation, against 77 s (+2 s)
+for the JAX backend with one thread per chain and 89 s with two threads, whose every
+gradient call takes Python's global interpreter lock (``docs/performance.md``, "Sampler
+backends"). Without JAX, NumPyro is unavailable and ``auto`` falls back to nutpie, else
+PyMC's own NUTS. NumPyro runs through
 :mod:`neutrality_forecast.numpyro_nuts` (same draws as ``pm.sample(nuts_sampler="numpyro")``,
 without its per-fit overhead) for models it supports, else through ``pm.sample``.
 Every sampler is seeded, so the same data, configuration and seed give identical draws.
@@ -34,6 +41,7 @@ import pymc as pm
 from neutrality_forecast import numpyro_nuts
 
 __all__ = [
+    "NUTPIE_BACKEND",
     "NUTPIE_MIN_PARAMETERS",
     "SAMPLERS",
     "CompiledModel",
@@ -61,6 +69,11 @@ def available_samplers() -> list[str]:
 #: measured faster at 425, slower at 86 and on the test fixture; the crossover between is
 #: not measured)
 NUTPIE_MIN_PARAMETERS = 200
+
+#: nutpie's default backend (module docstring): ``"numba"`` (no Python per gradient; data
+#: swapped with ``with_data``, no recompilation) or ``"jax"`` (compiles in ~2 s but every
+#: gradient call holds the interpreter lock, and new data mean a recompilation)
+NUTPIE_BACKEND: Literal["numba", "jax"] = "numba"
 
 
 def resolve_sampler(name: SamplerName, model: pm.Model | None = None) -> str:
@@ -169,9 +182,18 @@ class CompiledModel:
     :func:`enable_jax_cache` and :mod:`neutrality_forecast.numpyro_nuts`).
     """
 
-    def __init__(self, model: pm.Model, *, sampler: SamplerName = "auto") -> None:
+    def __init__(
+        self,
+        model: pm.Model,
+        *,
+        sampler: SamplerName = "auto",
+        nutpie_backend: Literal["numba", "jax"] | None = None,
+    ) -> None:
         self.model = model
         self.sampler = resolve_sampler(sampler, model)
+        self.nutpie_backend = nutpie_backend or NUTPIE_BACKEND
+        if self.nutpie_backend not in ("numba", "jax"):
+            raise ValueError(f"nutpie_backend must be 'numba' or 'jax', not {nutpie_backend!r}")
         self._compiled = None
         self._data_folded = False
         if self.sampler == "numpyro":
@@ -180,16 +202,16 @@ class CompiledModel:
             self._compiled = self._compile_nutpie()
 
     def _compile_nutpie(self):
-        """Compile the model for nutpie: JAX backend when JAX is installed, else numba.
+        """Compile the model for nutpie with :attr:`nutpie_backend`.
 
-        The JAX backend compiles in seconds (the population model: about 2 s) and its
-        gradient is the graph ``benchmarks/gradient.py`` measures, but it folds the
-        data into the program: new data mean a recompilation (:meth:`sample`), not
-        ``with_data``.
+        numba (the default) compiles in 14-24 s (shipped data, synthetic population) and
+        then takes new data through ``with_data`` without compiling again. The JAX backend
+        compiles in about 2 s but folds the data into the program: new data mean a
+        recompilation (:meth:`sample`).
         """
         import nutpie
 
-        self._data_folded = importlib.util.find_spec("jax") is not None
+        self._data_folded = self.nutpie_backend == "jax"
         if self._data_folded:
             return nutpie.compile_pymc_model(self.model, backend="jax", gradient_backend="jax")
         return nutpie.compile_pymc_model(self.model)
@@ -233,6 +255,10 @@ class CompiledModel:
                 draws=draws,
                 tune=tune,
                 chains=chains,
+                # one thread per chain: with the JAX backend a thread waiting for the
+                # interpreter lock leaves its core to the others (77 s instead of 89 s on
+                # 2 cores, docs/performance.md); no cost with numba
+                cores=chains,
                 seed=seed,
                 target_accept=target_accept,
                 progress_bar=progressbar,
