@@ -1,6 +1,7 @@
 """Benchmark suite: samplers on the shipped data, re-forecast latency, ingestion.
 
-Run ``python benchmarks/run.py [--out DIR]``. Everything is measured in ONE run on the
+Run ``python benchmarks/run.py [--out DIR] [--population]`` (``--population`` adds the
+synthetic-population benchmark of ``benchmarks/population.py`` and its keys). Everything is measured in ONE run on the
 current machine; the numbers that matter are the ratios printed at the end
 (``speedup_vs_pymc_nuts``: the library's default fit vs PyMC's default NUTS, in minimum
 ESS per second of wall time, compile included). Nothing here is asserted: timings live in
@@ -397,6 +398,24 @@ def ingest_rate(tmp: Path, rows: int) -> dict:
         return {"available": False, "stderr": res.stderr[-2000:]}
 
 
+def population_benchmark(out: Path) -> dict:
+    """Run ``benchmarks/population.py`` in its own process; its keys for ``summary.json``.
+
+    ``population_fit_seconds``, ``population_speedup_vs_pymc_nuts``,
+    ``population_speedup_vs_textbook``, ``loco_population_seconds``, ``loco_refit_share``
+    and the population's peak RSS (``population_peak_rss_gb``); its full summary stays in
+    ``out/summary.json``.
+    """
+    script = Path(__file__).with_name("population.py")
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True)
+    pop = json.loads((out / "summary.json").read_text())
+    keys = ["population_fit_seconds", "population_speedup_vs_pymc_nuts",
+            "population_speedup_vs_textbook", "loco_population_seconds", "loco_refit_share"]  # fmt: skip
+    merged = {k: pop.get(k) for k in keys}
+    merged["population_peak_rss_gb"] = pop.get("peak_rss_gb")
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="runs/benchmark", type=Path)
@@ -408,6 +427,13 @@ def main() -> None:
     )
     ap.add_argument("--ingest-rows", default=1_000_000, type=int)
     ap.add_argument("--skip-reforecast", action="store_true")
+    ap.add_argument(
+        "--population",
+        action="store_true",
+        help="also run benchmarks/population.py (synthetic 60-case population: default fits, "
+        "PyMC-NUTS and textbook baselines, leave-cluster-out; about an hour on 2 cores) and "
+        "merge its population_* / loco_* keys into summary.json",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("NF_NO_PROGRESS", "1")
@@ -477,6 +503,8 @@ def main() -> None:
     }
     if not args.skip_reforecast:
         summary.update(reforecast_latency(case_set, config, seed=args.seed, tmp=args.out))
+    if args.population:
+        summary.update(population_benchmark(args.out / "population"))
     ingest = ingest_rate(args.out, args.ingest_rows)
     summary["ingest"] = ingest
     summary["ingest_rows_per_second"] = ingest.get("ingest_rows_per_second")
