@@ -18,8 +18,8 @@ nutpie's threads call without Python: on the shipped population (pooled rows, 4 
 (1000 + 3000), same seed) it sampled in 42 s plus 14 s of compilation, against 77 s (+2 s)
 for the JAX backend with one thread per chain and 89 s with two threads, whose every
 gradient call takes Python's global interpreter lock (``docs/performance.md``, "Sampler
-backends"). Without JAX, NumPyro is unavailable and ``auto`` falls back to nutpie, else
-PyMC's own NUTS. NumPyro runs through
+backend and the forecast outside the sampler"). Without JAX, NumPyro is unavailable and
+``auto`` falls back to nutpie, else PyMC's own NUTS. NumPyro runs through
 :mod:`neutrality_forecast.numpyro_nuts` (same draws as ``pm.sample(nuts_sampler="numpyro")``,
 without its per-fit overhead) for models it supports, else through ``pm.sample``.
 Every sampler is seeded, so the same data, configuration and seed give identical draws.
@@ -173,9 +173,9 @@ class CompiledModel:
 
     The data containers (``pm.Data``) may change length between calls (e.g. the rows of a
     left-out case removed in a backtest fold); parameters must keep their shapes. With
-    nutpie's numba backend the compiled model is re-used through ``with_data``; its JAX
-    backend (used when JAX is installed) folds the data into the program, so new data
-    are set with ``pm.set_data`` and compiled again (seconds); with
+    nutpie's numba backend (the default) the compiled model is re-used through
+    ``with_data``; its JAX backend (``nutpie_backend="jax"``) folds the data into the
+    program, so new data are set with ``pm.set_data`` and compiled again (seconds); with
     PyMC the data are swapped with ``pm.set_data`` and PyTensor's on-disk cache avoids
     most of the C compilation; with NumPyro the data are arguments of the compiled
     sampler, which JAX's persistent cache keeps per data *shape* (see
@@ -195,11 +195,15 @@ class CompiledModel:
         if self.nutpie_backend not in ("numba", "jax"):
             raise ValueError(f"nutpie_backend must be 'numba' or 'jax', not {nutpie_backend!r}")
         self._compiled = None
-        self._data_folded = False
         if self.sampler == "numpyro":
             enable_jax_cache()
         if self.sampler == "nutpie":
             self._compiled = self._compile_nutpie()
+
+    @property
+    def _data_folded(self) -> bool:
+        """Whether new data need a recompilation (nutpie's JAX backend)."""
+        return self.sampler == "nutpie" and self.nutpie_backend == "jax"
 
     def _compile_nutpie(self):
         """Compile the model for nutpie with :attr:`nutpie_backend`.
@@ -211,7 +215,6 @@ class CompiledModel:
         """
         import nutpie
 
-        self._data_folded = self.nutpie_backend == "jax"
         if self._data_folded:
             return nutpie.compile_pymc_model(self.model, backend="jax", gradient_backend="jax")
         return nutpie.compile_pymc_model(self.model)

@@ -166,20 +166,19 @@ class CaseSet:
             return self._static_cache[1]
         out: dict = {}
         if cov is not None and not cov.empty:
-            partner = cov["partner"].fillna("").astype(str)
-            value = cov["value"].astype(float)
-            for name, idx in cov.groupby("covariate", sort=False).groups.items():
-                values: dict = {}
-                for key, v in zip(
-                    zip(cov.loc[idx, "case_id"].astype(str), partner[idx], strict=True),
-                    value[idx],
-                    strict=True,
-                ):
-                    values.setdefault(key, float(v))
-                per_partner = (partner[idx] != "").to_numpy()
-                vals = value[idx].to_numpy()
+            frame = cov.assign(
+                case_id=cov["case_id"].astype(str),
+                partner=cov["partner"].fillna("").astype(str),
+                value=cov["value"].astype(float),
+            )
+            for name, grp in frame.groupby("covariate", sort=False):
+                first = grp.drop_duplicates(["case_id", "partner"])  # file order: first wins
+                keys = zip(first["case_id"], first["partner"], strict=True)
+                values = dict(zip(keys, first["value"], strict=True))
+                per_partner = grp["partner"] != ""
                 means = tuple(
-                    float(vals[m].mean()) if m.any() else None for m in (~per_partner, per_partner)
+                    float(grp.loc[m, "value"].mean()) if m.any() else None
+                    for m in (~per_partner, per_partner)
                 )
                 out[str(name)] = (values, means)
         self._static_cache = (cov, out)

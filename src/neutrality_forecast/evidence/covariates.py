@@ -66,6 +66,10 @@ def known_dates(dates: np.ndarray | pd.Series, precision: np.ndarray | pd.Series
     return out.astype("datetime64[ns]")
 
 
+#: longest run of months computed with the decay matrix (its cost grows with months^2)
+_MATRIX_MONTHS = 64
+
+
 def stock_from_inflow(inflow: np.ndarray, *, half_life: float, lag: int) -> np.ndarray:
     """Decayed stock from monthly inflow along axis -2 (months), lagged by ``lag`` months.
 
@@ -82,13 +86,8 @@ def stock_from_inflow(inflow: np.ndarray, *, half_life: float, lag: int) -> np.n
         shifted[..., lag:, :] = inflow[..., : n - lag, :] if lag else inflow
     if inflow.ndim >= 3 and n <= _MATRIX_MONTHS:
         age = np.arange(n)[:, None] - np.arange(n)[None, :]
-        decay = np.where(age >= 0, d ** np.clip(age, 0, None), 0.0)
-        return np.matmul(decay, shifted)
+        return np.matmul(np.tril(d ** np.clip(age, 0, None)), shifted)
     return lfilter([1.0], [1.0, -d], shifted, axis=-2)
-
-
-#: longest run of months computed with the decay matrix (its cost grows with months^2)
-_MATRIX_MONTHS = 64
 
 
 @dataclass(frozen=True)

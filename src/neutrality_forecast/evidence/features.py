@@ -78,10 +78,19 @@ def intensity_factors(volume: np.ndarray, *, cfg: EvidenceConfig) -> np.ndarray:
     """
     if cfg.intensity.mode == "none":
         return np.ones_like(volume, dtype=float)
+    cum, known = _volume_sums(volume, lag=cfg.timing.lag_months)
+    return _factor(cum[..., known], np.arange(volume.shape[-1]), cfg=cfg)
+
+
+def _volume_sums(volume: np.ndarray, *, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative volume and, per month, the index of the volume known then.
+
+    ``cum[..., k]`` sums months ``< k`` (a leading 0); at month ``t`` the events of months
+    ``< t - lag + 1`` are known.
+    """
     n = volume.shape[-1]
     cum = np.concatenate([np.zeros((*volume.shape[:-1], 1)), np.cumsum(volume, axis=-1)], -1)
-    seen = cum[..., np.clip(np.arange(n) - cfg.timing.lag_months + 1, 0, n)]
-    return _factor(seen, np.arange(n), cfg=cfg)
+    return cum, np.clip(np.arange(n) - lag + 1, 0, n)
 
 
 def _factor(seen: np.ndarray, months: np.ndarray, *, cfg: EvidenceConfig) -> np.ndarray:
@@ -113,16 +122,12 @@ def _aggregates(
         out["steps"] = stock_from_inflow(
             steps[..., None], half_life=f.step_half_life_months, lag=lag
         )[..., 0]
-    need_cum = cfg.intensity.mode != "none" or "surge" in f.blocks
-    if need_cum:
-        n = volume.shape[-1]
-        cum = np.concatenate([np.zeros((*volume.shape[:-1], 1)), np.cumsum(volume, axis=-1)], -1)
-        t = np.arange(n)
-        seen_idx = np.clip(t - lag + 1, 0, n)  # events of months < t - lag + 1 are known at t
-        out["seen"] = cum[..., seen_idx]
+    if cfg.intensity.mode != "none" or "surge" in f.blocks:
+        cum, known = _volume_sums(volume, lag=lag)
+        out["seen"] = cum[..., known]
         if "surge" in f.blocks:
-            lo = np.clip(seen_idx - f.surge_months, 0, n)
-            out["recent"] = cum[..., seen_idx] - cum[..., lo]
+            lo = np.clip(known - f.surge_months, 0, None)
+            out["recent"] = out["seen"] - cum[..., lo]
             out["earlier"] = cum[..., lo]
     return out
 
@@ -224,10 +229,7 @@ def features_ahead(
     n = added[0].shape[-2]
     hist = _aggregates(*base, cfg=cfg)
     new = _aggregates(*added, cfg=cfg)
-    agg = {}
-    for key, a in new.items():
-        h = hist[key]
-        tail = h[-n:] if key.startswith("stock") else h[..., -n:]
-        agg[key] = tail + a
+    # the history has no draw axis: months are its first axis in every summary
+    agg = {key: hist[key][-n:] + a for key, a in new.items()}
     months = np.arange(n_total - n, n_total)
     return _transform(agg, months, cfg=cfg, static=static)

@@ -193,10 +193,9 @@ def replay_forecasts(
     dates = _as_of_dates(pd.Timestamp(case["window_start"]), end, step_months, max_points)
     cols = ["case_id", "as_of", "outcome", "partner", "horizon_months", "p_mean", "p_q05",
             "p_q95", "status"]  # fmt: skip
+    horizons = horizons or [12]
     frames = [
-        make_forecast(fitted, case_id, as_of=when, horizons=horizons or [12], drivers=False).table[
-            cols
-        ]
+        make_forecast(fitted, case_id, as_of=when, horizons=horizons, drivers=False).table[cols]
         for when in dates
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
