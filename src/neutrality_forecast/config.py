@@ -182,6 +182,12 @@ class SamplingSettings(_Strict):
     #: targets tried in turn, same seed, while a fit has more divergences than the gate allows
     retry_target_accept: list[float] = [0.95, 0.99]
     sampler: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"
+    #: stop before ``draws`` at the first checkpoint (every ``check_every`` draws per
+    #: chain) where the gate passes with bulk and tail ESS >= this (0: always ``draws``);
+    #: nutpie only, and only when ``draws`` comes from the configuration
+    #: (:mod:`neutrality_forecast.stopping`)
+    ess_target: float = Field(default=0.0, ge=0)
+    check_every: int = Field(default=250, gt=0)
 
     @model_validator(mode="after")
     def _retries_increase(self) -> SamplingSettings:

@@ -39,6 +39,8 @@ import numpy as np
 import pymc as pm
 
 from neutrality_forecast import numpyro_nuts
+from neutrality_forecast.deterministics import Deterministics
+from neutrality_forecast.stopping import StopRule, sample_until
 
 __all__ = [
     "NUTPIE_BACKEND",
@@ -197,6 +199,9 @@ class CompiledModel:
         self._compiled = None
         if self.sampler == "numpyro":
             enable_jax_cache()
+        self._deterministics = None
+        if self.sampler == "nutpie" and not self._data_folded:
+            self._deterministics = Deterministics.for_model(model)
         if self.sampler == "nutpie":
             self._compiled = self._compile_nutpie()
 
@@ -217,7 +222,17 @@ class CompiledModel:
 
         if self._data_folded:
             return nutpie.compile_pymc_model(self.model, backend="jax", gradient_backend="jax")
+        if self._deterministics is not None:  # only the free variables in the program
+            return nutpie.compile_pymc_model(
+                self.model, var_names=[rv.name for rv in self.model.free_RVs]
+            )
         return nutpie.compile_pymc_model(self.model)
+
+    def _expand(self, idata: az.InferenceData) -> az.InferenceData:
+        """Add the deterministics the compiled program left out (see ``deterministics``)."""
+        if self._deterministics is not None and self._compiled is not None:
+            idata.posterior = self._deterministics.add_to(idata.posterior)
+        return idata
 
     def _set_data(self, data: dict) -> None:
         dims = self.model.named_vars_to_dims
@@ -238,10 +253,13 @@ class CompiledModel:
         target_accept: float = 0.9,
         progressbar: bool = True,
         initvals: dict | None = None,
+        stop: StopRule | None = None,
     ) -> az.InferenceData:
         """Sample with ``data`` (name -> array) swapped into the model's data containers.
 
         ``initvals`` (a starting point) is honoured by the PyMC and NumPyro samplers.
+        ``stop`` (nutpie only; :mod:`neutrality_forecast.stopping`) may end the run at a
+        checkpoint before ``draws``: ``draws`` is then the maximum per chain.
         """
         logging.getLogger("pymc").setLevel(logging.ERROR)
         if self._compiled is not None:
@@ -253,19 +271,22 @@ class CompiledModel:
             elif data:  # JAX backend: data are folded into the program
                 self._set_data(data)
                 compiled = self._compiled = self._compile_nutpie()
-            idata = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
+            kw = dict(
+                draws=draws, tune=tune, chains=chains,
                 # one thread per chain: with the JAX backend a thread waiting for the
                 # interpreter lock leaves its core to the others (77 s instead of 89 s on
                 # 2 cores, docs/performance.md); no cost with numba
                 cores=chains,
-                seed=seed,
-                target_accept=target_accept,
-                progress_bar=progressbar,
-            )
+                seed=seed, target_accept=target_accept, progress_bar=progressbar,
+            )  # fmt: skip
+            if stop is None:
+                idata = self._expand(nutpie.sample(compiled, **kw))
+            else:
+                idata, kept = sample_until(
+                    lambda: nutpie.sample(compiled, blocking=False, **kw),
+                    stop=stop, draws=draws, tune=tune, expand=self._expand,
+                )  # fmt: skip
+                idata.attrs["draws_requested"] = draws
         else:
             if data:
                 self._set_data(data)

@@ -31,7 +31,13 @@ EXIT_LOCKED = 4
 
 # Sampling options shared by every command that fits the model.
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (default from model.toml).")]
-DrawsOpt = Annotated[int | None, typer.Option(help="Draws per chain.")]
+DrawsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Draws per chain, exact. Default: the configuration's maximum, stopped early "
+        "once the gate passes at [sampling] ess_target (nutpie)."
+    ),
+]
 TuneOpt = Annotated[int | None, typer.Option(help="Tuning steps per chain.")]
 ChainsOpt = Annotated[int | None, typer.Option(help="Number of chains.")]
 SamplerOpt = Annotated[

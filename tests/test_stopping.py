@@ -1,0 +1,126 @@
+"""ESS-based stopping at checkpoints, and deterministics computed after sampling."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+
+import neutrality_forecast as nf
+from neutrality_forecast.deterministics import Deterministics
+from neutrality_forecast.model.fitted import stop_rule
+from neutrality_forecast.stopping import StopRule, first_draws
+
+IDX = np.array([0, 1, 2, 1, 0])
+
+
+def _toy(*, det_reads_data: bool = False) -> pm.Model:
+    """A small model with gathered and elementwise deterministics (like ``u``, ``sigma_q``)."""
+    with pm.Model(coords={"g": ["a", "b", "c"], "q": list("vwxyz")}) as m:
+        obs = pm.Data("obs", np.array([0.5, -1.0, 2.0, 0.3, 1.1]), dims="q")
+        w = pm.Normal("w")
+        z = pm.Normal("z", dims="g")
+        pm.Deterministic("u", w * z[IDX], dims="q")
+        pm.Deterministic("s", pt.abs(w))
+        if det_reads_data:
+            pm.Deterministic("r", obs - w * z[IDX], dims="q")
+        pm.Normal("y", mu=w * z[IDX], sigma=1.0, observed=obs, dims="q")
+    return m
+
+
+def test_deterministics_are_the_model_graph_on_every_draw():
+    """Computed after sampling, vectorised: exactly the model's formulas, with dims and coords."""
+    pytest.importorskip("nutpie")
+    from neutrality_forecast.sampling import CompiledModel
+
+    compiled = CompiledModel(_toy(), sampler="nutpie")
+    assert compiled._deterministics is not None  # the program holds only the free variables
+    post = compiled.sample(draws=60, tune=60, chains=2, seed=3, progressbar=False).posterior
+    w, z = post["w"].values, post["z"].values
+    np.testing.assert_allclose(post["u"].values, w[..., None] * z[..., IDX], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(post["s"].values, np.abs(w), rtol=0, atol=1e-12)
+    assert post["u"].dims == ("chain", "draw", "q")
+    assert list(post["q"].values) == list("vwxyz")
+
+
+def test_deterministics_that_read_data_stay_in_the_sampler():
+    """Swapped data never reach the PyMC model, so such deterministics are not recomputed."""
+    assert Deterministics.for_model(_toy(det_reads_data=True)) is None
+    assert Deterministics.for_model(_toy()) is not None
+    with pm.Model() as bare:
+        pm.Normal("x")
+    assert Deterministics.for_model(bare) is None
+
+
+def test_a_stopped_run_keeps_exactly_the_draws_of_a_shorter_run():
+    """The first n draws of a run stopped at checkpoint n are the draws of ``draws=n``.
+
+    That is what makes stopping reproducible: the same seed stops at the same checkpoint
+    with the same draws, however fast the threads ran.
+    """
+    pytest.importorskip("nutpie")
+    from neutrality_forecast.sampling import CompiledModel
+
+    compiled = CompiledModel(_toy(), sampler="nutpie")
+    seen: list[int] = []
+
+    def check(idata):
+        seen.append(idata.posterior.sizes["draw"])
+        return "enough" if seen[-1] >= 150 else "more"
+
+    kw = dict(tune=100, chains=2, seed=11, progressbar=False)
+    stopped = compiled.sample(draws=5000, stop=StopRule(check=check, every=50), **kw)
+    plain = compiled.sample(draws=150, **kw)
+    assert seen == [50, 100, 150]
+    assert stopped.posterior.sizes["draw"] == 150
+    assert stopped.attrs["draws_requested"] == 5000
+    for name in ("w", "z", "u", "s"):
+        np.testing.assert_array_equal(stopped.posterior[name].values, plain.posterior[name].values)
+    np.testing.assert_array_equal(
+        stopped.sample_stats["diverging"].values, plain.sample_stats["diverging"].values
+    )
+    failed = compiled.sample(draws=5000, stop=StopRule(check=lambda _: "failed", every=40), **kw)
+    assert failed.posterior.sizes["draw"] == 40
+    full = compiled.sample(draws=120, stop=StopRule(check=lambda _: "more", every=50), **kw)
+    assert full.posterior.sizes["draw"] == 120  # no checkpoint stopped it: all draws
+
+
+def test_stop_rule_needs_a_positive_spacing():
+    with pytest.raises(ValueError, match="every"):
+        StopRule(check=lambda _: "more", every=0)
+
+
+def _fake(n_draws: int, *, divergent: int = 0, seed: int = 0) -> az.InferenceData:
+    rng = np.random.default_rng(seed)
+    div = np.zeros((4, n_draws), dtype=bool)
+    div.flat[:divergent] = True
+    return az.from_dict(
+        posterior={"mu_alpha": rng.normal(size=(4, n_draws)),
+                   "sigma_q": np.abs(rng.normal(size=(4, n_draws, 3)))},
+        sample_stats={"diverging": div, "energy": rng.normal(size=(4, n_draws))},
+    )  # fmt: skip
+
+
+def test_stop_rule_verdicts_follow_the_gate():
+    """Enough at the raised ESS threshold, more below it, failed once a divergence is kept."""
+    cfg = nf.load_config()
+    assert stop_rule(cfg.with_updates(sampling={"ess_target": 0})) is None
+    rule = stop_rule(cfg.with_updates(sampling={"ess_target": 600, "check_every": 100}))
+    assert rule.every == 100
+    assert rule.check(_fake(500)) == "enough"  # 2,000 independent draws: ESS ~2,000
+    assert rule.check(_fake(100)) == "more"  # ESS ~400 < 600
+    assert rule.check(_fake(500, divergent=1)) == "failed"
+    strict = stop_rule(cfg.with_updates(sampling={"ess_target": 50_000}))
+    assert strict.check(_fake(500)) == "more"
+    assert strict.check(_fake(500, seed=1)) == "more"  # the quick check on the worst quantity
+
+
+def test_first_draws_trims_posterior_and_stats_only():
+    idata = _fake(30)
+    idata.add_groups(warmup_posterior=idata.posterior.copy())
+    cut = first_draws(idata, 10)
+    assert cut.posterior.sizes["draw"] == cut.sample_stats.sizes["draw"] == 10
+    assert cut.warmup_posterior.sizes["draw"] == 30
+    assert idata.posterior.sizes["draw"] == 30  # the input is left alone
