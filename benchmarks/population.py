@@ -61,7 +61,9 @@ s = time.perf_counter() - t
 post = f.idata.posterior[[v for v in GATE_VARS if v in f.idata.posterior]]
 print(json.dumps({"seconds": s, "ess_bulk": float(az.ess(post, method="bulk").to_array().min()),
                   "ess_tail": float(az.ess(post, method="tail").to_array().min()),
-                  "passed": f.gate.passed, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+                  "passed": f.gate.passed, "draws": f.gate.n_draws,
+                  "attempts": json.loads(f.idata.attrs.get("attempts", "[]")),
+                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
 """
 
 

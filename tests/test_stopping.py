@@ -11,7 +11,7 @@ import pytest
 import neutrality_forecast as nf
 from neutrality_forecast.deterministics import Deterministics
 from neutrality_forecast.model.fitted import stop_rule
-from neutrality_forecast.stopping import StopRule, first_draws
+from neutrality_forecast.stopping import StopRule, _next_checkpoint, first_draws
 
 IDX = np.array([0, 1, 2, 1, 0])
 
@@ -81,6 +81,14 @@ def test_a_stopped_run_keeps_exactly_the_draws_of_a_shorter_run():
     np.testing.assert_array_equal(
         stopped.sample_stats["diverging"].values, plain.sample_stats["diverging"].values
     )
+    hinted: list[int] = []
+
+    def hint(idata):  # asks for ~1,000 draws after the first checkpoint
+        hinted.append(idata.posterior.sizes["draw"])
+        return ("more", 1000.0) if len(hinted) == 1 else "enough"
+
+    skipped = compiled.sample(draws=5000, stop=StopRule(check=hint, every=50), **kw)
+    assert hinted == [50, 900] and skipped.posterior.sizes["draw"] == 900
     failed = compiled.sample(draws=5000, stop=StopRule(check=lambda _: "failed", every=40), **kw)
     assert failed.posterior.sizes["draw"] == 40
     full = compiled.sample(draws=120, stop=StopRule(check=lambda _: "more", every=50), **kw)
@@ -110,11 +118,21 @@ def test_stop_rule_verdicts_follow_the_gate():
     rule = stop_rule(cfg.with_updates(sampling={"ess_target": 600, "check_every": 100}))
     assert rule.every == 100
     assert rule.check(_fake(500)) == "enough"  # 2,000 independent draws: ESS ~2,000
-    assert rule.check(_fake(100)) == "more"  # ESS ~400 < 600
+    verdict, needed = rule.check(_fake(100))  # ESS ~400 < 600: about 150 draws needed
+    assert verdict == "more" and 110 < needed < 220
     assert rule.check(_fake(500, divergent=1)) == "failed"
     strict = stop_rule(cfg.with_updates(sampling={"ess_target": 50_000}))
-    assert strict.check(_fake(500)) == "more"
-    assert strict.check(_fake(500, seed=1)) == "more"  # the quick check on the worst quantity
+    verdict, needed = strict.check(_fake(500))
+    assert verdict == "more" and 8_000 < needed < 16_000
+    verdict, again = strict.check(_fake(500, seed=1))  # the quick check on the worst quantity
+    assert verdict == "more" and 8_000 < again < 16_000
+
+
+def test_checkpoints_skip_to_where_the_draws_should_be_enough():
+    assert _next_checkpoint(250, None, 250) == 500
+    assert _next_checkpoint(250, 1700.0, 250) == 1750  # 0.9 x 1700 = 1530 -> grid 1750
+    assert _next_checkpoint(1500, 1510.0, 250) == 1750  # never the same checkpoint twice
+    assert _next_checkpoint(250, float("nan"), 250) == 500
 
 
 def test_first_draws_trims_posterior_and_stats_only():
@@ -124,3 +142,43 @@ def test_first_draws_trims_posterior_and_stats_only():
     assert cut.posterior.sizes["draw"] == cut.sample_stats.sizes["draw"] == 10
     assert cut.warmup_posterior.sizes["draw"] == 30
     assert idata.posterior.sizes["draw"] == 30  # the input is left alone
+
+
+def test_the_gate_reuses_the_stop_checks_statistics_exactly():
+    """``judge`` with other thresholds equals ``check_gate`` recomputed with them."""
+    from neutrality_forecast.config import GateSettings
+    from neutrality_forecast.diagnostics import check_gate, judge
+
+    idata = _fake(200, divergent=1)
+    loose, strict = GateSettings(max_divergences=1), GateSettings(ess_bulk_min=5_000)
+    first = check_gate(idata, thresholds=loose)
+    assert first.passed
+    again = judge(first, strict)
+    assert again.to_dict() == check_gate(idata, thresholds=strict).to_dict()
+    assert not again.passed and again.failed == ["ess_bulk", "divergences"]
+
+
+def test_a_fit_stops_at_a_checkpoint_and_its_gate_is_the_full_gate():
+    """End to end with nutpie: draws come from the configuration (a maximum), every attempt
+    keeps a whole number of checkpoints, and the published gate equals the gate recomputed
+    from scratch on the kept draws."""
+    pytest.importorskip("nutpie")
+    from tests.conftest import TINY
+
+    from neutrality_forecast.diagnostics import check_gate
+    from neutrality_forecast.model.fitted import gate_vars_of
+
+    cfg = nf.load_config().with_updates(
+        sampling={"draws": 3000, "tune": 300, "chains": 2, "ess_target": 200, "check_every": 100}
+    )
+    fitted = nf.fit(nf.load_case_set(TINY), cfg, sampler="nutpie", seed=3, progressbar=False)
+    import json
+
+    attempts = json.loads(fitted.idata.attrs["attempts"])
+    assert all(a["draws"] % 100 == 0 and a["draws"] <= 3000 for a in attempts)
+    kept = fitted.idata.posterior.sizes["draw"]
+    assert kept == attempts[-1]["draws"] and fitted.gate.n_draws == kept
+    assert kept < 3000 or fitted.gate.ess_bulk_min < 200  # stopped early unless never enough
+    fresh = check_gate(fitted.idata, thresholds=cfg.model.diagnostics,
+                       var_names=gate_vars_of(fitted.idata))  # fmt: skip
+    assert fresh.to_dict() == fitted.gate.to_dict()

@@ -19,14 +19,14 @@ deterministic parameters derived from them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import arviz as az
 import numpy as np
 
 from neutrality_forecast.config import GateSettings
 
-__all__ = ["GateResult", "check_gate"]
+__all__ = ["GateResult", "check_gate", "judge"]
 
 _ADVICE = {
     "rhat": "run longer chains (--draws/--tune) or more chains; check for multimodality",
@@ -119,22 +119,9 @@ def check_gate(
     except (KeyError, AttributeError, ValueError):
         bfmi_min = float("nan")
     depth_share = _treedepth_share(stats)
-    failed = []
-    if not rhat_max <= t.rhat_max:
-        failed.append("rhat")
-    if not bulk_min >= t.ess_bulk_min:
-        failed.append("ess_bulk")
-    if not tail_min >= t.ess_tail_min:
-        failed.append("ess_tail")
-    if divergences > t.max_divergences:
-        failed.append("divergences")
-    if not bfmi_min >= t.bfmi_min:
-        failed.append("bfmi")
-    if depth_share > t.max_treedepth_share:
-        failed.append("treedepth")
-    return GateResult(
-        passed=not failed,
-        thresholds=t.model_dump(),
+    measured = GateResult(
+        passed=False,
+        thresholds={},
         rhat_max=rhat_max,
         ess_bulk_min=bulk_min,
         ess_tail_min=tail_min,
@@ -143,7 +130,28 @@ def check_gate(
         treedepth_share=depth_share,
         n_draws=int(post.sizes["draw"]),
         n_chains=int(post.sizes["chain"]),
-        failed=failed,
-        advice=[_ADVICE[f] for f in failed],
         worst={"rhat": rhat_var, "ess_bulk": bulk_var, "ess_tail": tail_var},
     )
+    return judge(measured, t)
+
+
+def judge(result: GateResult, thresholds: GateSettings) -> GateResult:
+    """``result``'s statistics compared with other ``thresholds`` (nothing recomputed).
+
+    The gate of a fit that stopped at a checkpoint re-uses the statistics its stop rule
+    computed on exactly the kept draws (:func:`~neutrality_forecast.model.fitted.stop_rule`).
+    """
+    t, r = thresholds, result
+    checks = {
+        "rhat": r.rhat_max <= t.rhat_max,
+        "ess_bulk": r.ess_bulk_min >= t.ess_bulk_min,
+        "ess_tail": r.ess_tail_min >= t.ess_tail_min,
+        "divergences": r.divergences <= t.max_divergences,
+        "bfmi": r.bfmi_min >= t.bfmi_min,
+        "treedepth": r.treedepth_share <= t.max_treedepth_share,
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    return replace(
+        r, passed=not failed, thresholds=t.model_dump(), failed=failed,
+        advice=[_ADVICE[f] for f in failed],
+    )  # fmt: skip

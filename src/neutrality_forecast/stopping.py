@@ -5,8 +5,9 @@ A fit's configured ``draws`` were chosen for the hardest data the project had se
 the diagnostics gate asks for, and an attempt with a divergence keeps sampling to the end
 only to be discarded by the step-size retry. :func:`sample_until` runs nutpie in the
 background and looks at the chains at fixed checkpoints, every ``every`` draws per chain
-(``every``, ``2 every``, ...). At checkpoint ``n``, once *every* chain has ``n`` draws, the
-first ``n`` draws of each chain are judged by :attr:`StopRule.check`:
+(``every``, ``2 every``, ...; a check may skip the checkpoints before the draws it expects
+to need). At checkpoint ``n``, once *every* chain has ``n`` draws, the first ``n`` draws of
+each chain are judged by :attr:`StopRule.check`:
 
 * ``"enough"``: sampling stops and exactly these ``n`` draws per chain are kept;
 * ``"failed"``: sampling stops as well (a check that more draws cannot repair failed,
@@ -34,13 +35,15 @@ from typing import Literal
 import arviz as az
 import numpy as np
 
-__all__ = ["StopRule", "Verdict", "first_draws", "sample_until"]
+__all__ = ["Judgement", "StopRule", "Verdict", "first_draws", "sample_until"]
 
 Verdict = Literal["enough", "failed", "more"]
+#: a verdict, or ``("more", needed)`` with the draws per chain the check expects to need
+Judgement = Verdict | tuple[Literal["more"], float]
 
 #: bounds of the pause between two looks at the running chains, seconds: each look
 #: copies the trace so far (about 0.7 s for 4 x 1,000 draws of the shipped model)
-POLL_SECONDS = (0.25, 5.0)
+POLL_SECONDS = (0.25, 10.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,13 +54,15 @@ class StopRule:
     ----------
     check : callable
         Takes the :class:`~arviz.InferenceData` of the first ``n`` draws of every chain
-        (posterior with deterministics, sample stats) and returns a :data:`Verdict`.
+        (posterior with deterministics, sample stats) and returns a :data:`Verdict`, or
+        ``("more", needed)`` to skip the checkpoints before about ``needed`` draws per
+        chain (:func:`_next_checkpoint`).
     every : int
         Checkpoint spacing in draws per chain (also the fewest draws ever kept).
 
     """
 
-    check: Callable[[az.InferenceData], Verdict]
+    check: Callable[[az.InferenceData], Judgement]
     every: int = 250
 
     def __post_init__(self) -> None:
@@ -123,8 +128,8 @@ def sample_until(
 
     """
     sampler = start()
-    begun = time.perf_counter()
     done = None  # the whole trace, once the sampler has finished
+    seen = [(time.perf_counter(), 0)]  # (time, iterations of the slowest chain)
     n = stop.every
     while n < draws:
         while done is None:
@@ -137,13 +142,42 @@ def sample_until(
             have, iterations = _progress(trace, tune)
             if have >= n:
                 break
-            rate = iterations / max(time.perf_counter() - begun, 1e-3)
-            wait = (tune + n - iterations) / max(rate, 1e-3)
-            time.sleep(float(np.clip(wait, *POLL_SECONDS)))
+            seen.append((time.perf_counter(), iterations))
+            time.sleep(_pause(seen, tune + n))
         kept = expand(first_draws(done if done is not None else trace, n))
-        if stop.check(kept) != "more":
+        verdict = stop.check(kept)
+        needed = None
+        if isinstance(verdict, tuple):
+            verdict, needed = verdict
+        if verdict != "more":
             if done is None:
                 sampler.cancel()
             return kept, n
-        n += stop.every
+        n = _next_checkpoint(n, needed, stop.every)
     return expand(done if done is not None else sampler.wait()), draws
+
+
+def _next_checkpoint(n: int, needed: float | None, every: int) -> int:
+    """The next checkpoint: ``n + every``, or later where the check expects enough draws.
+
+    ``needed`` (draws per chain the check extrapolates it needs, e.g. from ESS growing in
+    proportion to the draws) skips checkpoints that would almost surely say "more"; 0.9
+    of it, on the grid of checkpoints, so that noise in the extrapolation costs one more
+    check rather than surplus draws.
+    """
+    if needed is None or not np.isfinite(needed):
+        return n + every
+    return max(n + every, int(np.ceil(0.9 * needed / every)) * every)
+
+
+def _pause(seen: list[tuple[float, int]], target: int) -> float:
+    """Seconds until the slowest chain should reach ``target`` iterations.
+
+    From the pace between the last two looks (warm-up iterations are slower than draws:
+    the whole-run average would overestimate the wait), clipped to :data:`POLL_SECONDS`.
+    """
+    (t0, i0), (t1, i1) = seen[-2], seen[-1]
+    if i1 <= i0:  # no progress seen yet (starting up): look again soon
+        return 4 * POLL_SECONDS[0]
+    rate = (i1 - i0) / max(t1 - t0, 1e-3)
+    return float(np.clip((target - i1) / rate, *POLL_SECONDS))

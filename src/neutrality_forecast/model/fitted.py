@@ -22,11 +22,11 @@ import numpy as np
 from neutrality_forecast import __version__
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.config import Config
-from neutrality_forecast.diagnostics import GateResult, check_gate
+from neutrality_forecast.diagnostics import GateResult, check_gate, judge
 from neutrality_forecast.model.data import ModelData, build_model_data
 from neutrality_forecast.model.hazard import HazardModel
 from neutrality_forecast.sampling import CompiledModel
-from neutrality_forecast.stopping import StopRule, Verdict
+from neutrality_forecast.stopping import Judgement, StopRule
 
 __all__ = [
     "FittedModel",
@@ -213,36 +213,55 @@ def fit(
 def stop_rule(config: Config) -> StopRule | None:
     """When a fit may stop before its configured draws (``[sampling] ess_target``).
 
-    At each checkpoint the first draws of every chain go through the diagnostics gate
-    (:func:`~neutrality_forecast.diagnostics.check_gate`, the gate's quantities) with the
-    bulk and tail ESS thresholds raised to ``ess_target``: sampling stops when that passes
-    ("enough"), or when the kept draws already hold more divergences than the gate allows
-    ("failed": the step-size retry can start at once). ``None`` when ``ess_target`` is 0.
-    The kept draws are then judged by the gate as usual.
+    The check is a :class:`GateCheck`; ``None`` when ``ess_target`` is 0.
     """
-    s, gate = config.model.sampling, config.model.diagnostics
+    s = config.model.sampling
     if s.ess_target <= 0:
         return None
-    raised = gate.model_copy(
-        update={"ess_bulk_min": max(gate.ess_bulk_min, s.ess_target),
-                "ess_tail_min": max(gate.ess_tail_min, s.ess_target)}
-    )  # fmt: skip
+    return StopRule(check=GateCheck(config), every=s.check_every)
 
-    watch: list[str] = []  # the worst quantities of the last full check
 
-    def check(idata) -> Verdict:
+class GateCheck:
+    """The diagnostics gate with bulk and tail ESS raised to ``[sampling] ess_target``.
+
+    At each checkpoint the first draws of every chain go through
+    :func:`~neutrality_forecast.diagnostics.check_gate` (the gate's quantities) with the
+    raised thresholds: "enough" when that passes, "failed" as soon as the kept draws hold
+    more divergences than the gate allows (the step-size retry can start at once),
+    otherwise "more" with the draws the ESS extrapolates to (ESS grows about in proportion
+    to the draws; the sampler skips the checkpoints before). A subset's min ESS is >= the
+    full set's and its max R-hat <=, so while the quantities that were worst at the last
+    full check still fail, the verdict is "more" without the full check (same verdict,
+    ~20x cheaper). :attr:`last` keeps the last full check, which the fit's gate re-uses
+    when it was made on the kept draws (:func:`~neutrality_forecast.diagnostics.judge`).
+    """
+
+    def __init__(self, config: Config) -> None:
+        s, self.gate = config.model.sampling, config.model.diagnostics
+        self.raised = self.gate.model_copy(
+            update={"ess_bulk_min": max(self.gate.ess_bulk_min, s.ess_target),
+                    "ess_tail_min": max(self.gate.ess_tail_min, s.ess_target)}
+        )  # fmt: skip
+        self.watch: list[str] = []
+        self.last: GateResult | None = None
+
+    def _more(self, result: GateResult, n: int) -> Judgement:
+        ratio = min(result.ess_bulk_min / self.raised.ess_bulk_min,
+                    result.ess_tail_min / self.raised.ess_tail_min)  # fmt: skip
+        return ("more", n / ratio) if 0 < ratio < 1 else "more"
+
+    def __call__(self, idata) -> Judgement:
         stats = idata.sample_stats
-        if "diverging" in stats and int(stats["diverging"].sum()) > gate.max_divergences:
+        if "diverging" in stats and int(stats["diverging"].sum()) > self.gate.max_divergences:
             return "failed"
-        # a subset's min ESS is >= the full set's and its max R-hat <=: if the quantities
-        # that were worst last time fail, the full check fails too (same verdict, ~20x cheaper)
-        if watch and not check_gate(idata, thresholds=raised, var_names=watch).passed:
-            return "more"
-        result = check_gate(idata, thresholds=raised, var_names=gate_vars_of(idata))
-        watch[:] = sorted(set(result.worst.values()))
-        return "enough" if result.passed else "more"
-
-    return StopRule(check=check, every=s.check_every)
+        n = idata.posterior.sizes["draw"]
+        if self.watch:
+            quick = check_gate(idata, thresholds=self.raised, var_names=self.watch)
+            if not quick.passed:
+                return self._more(quick, n)
+        self.last = check_gate(idata, thresholds=self.raised, var_names=gate_vars_of(idata))
+        self.watch = sorted(set(self.last.worst.values()))
+        return "enough" if self.last.passed else self._more(self.last, n)
 
 
 def gate_vars_of(idata) -> list[str]:
@@ -281,10 +300,10 @@ def fit_compiled(
     seed = s.seed if seed is None else seed
     start = time.perf_counter() if started is None else started
     targets = [s.target_accept, *s.retry_target_accept]
-    stop = stop_rule(config) if draws is None and compiled.sampler == "nutpie" else None
     attempts = []
     for i, target in enumerate(targets):
         t0 = time.perf_counter()
+        stop = stop_rule(config) if draws is None and compiled.sampler == "nutpie" else None
         idata = compiled.sample(
             inputs,
             draws=draws or s.draws,
@@ -311,7 +330,12 @@ def fit_compiled(
         )  # fmt: skip
     idata.attrs["attempts"] = json.dumps(attempts)
     seconds = time.perf_counter() - start
-    gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars_of(idata))
+    last = stop.check.last if stop is not None else None
+    if last is not None and last.n_draws == idata.posterior.sizes["draw"] and last.passed:
+        # the stop rule's check of exactly these draws: same statistics, the gate's thresholds
+        gate = judge(last, config.model.diagnostics)
+    else:
+        gate = check_gate(idata, thresholds=config.model.diagnostics, var_names=gate_vars_of(idata))
     return FittedModel(
         case_set=case_set,
         config=config,
