@@ -182,3 +182,51 @@ def test_a_fit_stops_at_a_checkpoint_and_its_gate_is_the_full_gate():
     fresh = check_gate(fitted.idata, thresholds=cfg.model.diagnostics,
                        var_names=gate_vars_of(fitted.idata))  # fmt: skip
     assert fresh.to_dict() == fitted.gate.to_dict()
+
+
+class _FakeSampler:
+    """nutpie's background sampler as far as ``sample_until`` uses it: chains that advance
+    ``step`` draws per look (or have finished already)."""
+
+    def __init__(self, full: az.InferenceData, *, step: int, finished: bool = False) -> None:
+        self.full, self.step, self.k, self.finished, self.cancelled = full, step, 0, finished, False
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished
+
+    def inspect(self) -> az.InferenceData:
+        self.k = min(self.k + self.step, self.full.posterior.sizes["draw"])
+        return first_draws(self.full, self.k)
+
+    def wait(self) -> az.InferenceData:
+        return self.full
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_divergence_ends_the_attempt_at_its_checkpoint_however_fast_the_chains(
+    finished, monkeypatch
+):
+    """A divergence at draw 130 ends the run at checkpoint 150 (spacing 50), although the
+    check had asked to skip ahead to 10,000 draws; the same whether the chains were looked
+    at while running or had already finished."""
+    import neutrality_forecast.stopping as stopping
+    from neutrality_forecast.stopping import _diverged_at, sample_until
+
+    monkeypatch.setattr(stopping, "POLL_SECONDS", (0.0, 0.0))
+    full = _fake(2000)
+    full.sample_stats["diverging"][1, 130] = True
+    full.add_groups(warmup_posterior=full.posterior.isel(draw=slice(0, 10)))
+    rule = StopRule(check=lambda _: ("more", 10_000.0), every=50, max_divergences=0)
+    fake = _FakeSampler(full, step=40, finished=finished)
+    kept, n = sample_until(lambda: fake, stop=rule, draws=2000, tune=10)
+    assert n == 150 and kept.posterior.sizes["draw"] == 150
+    assert int(kept.sample_stats["diverging"].sum()) == 1
+    assert fake.cancelled != finished
+    assert _diverged_at(full, 149, rule) is None  # checkpoint 150 not reached by every chain
+    assert _diverged_at(full, 2000, StopRule(check=rule.check, every=50)) is None  # no limit
+    lenient = StopRule(check=rule.check, every=50, max_divergences=1)
+    assert _diverged_at(full, 2000, lenient) is None

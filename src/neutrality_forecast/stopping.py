@@ -14,6 +14,10 @@ each chain are judged by :attr:`StopRule.check`:
   e.g. a divergence among the kept draws: the retry at a smaller step size starts sooner);
 * ``"more"``: go on to the next checkpoint; after the last one all ``draws`` are kept.
 
+With :attr:`StopRule.max_divergences` set, divergences are also looked for at every look at
+the chains: the run ends ("failed") at the first checkpoint whose draws hold too many, once
+every chain has reached it, even where the check skipped that checkpoint.
+
 Why this is reproducible: nutpie's chains are seeded independently and their draws do not
 depend on how many draws were requested or on thread timing, so the first ``n`` draws of
 a run are the draws a run with ``draws=n`` gives (``tests/test_stopping.py``). Draws a
@@ -59,11 +63,17 @@ class StopRule:
         chain (:func:`_next_checkpoint`).
     every : int
         Checkpoint spacing in draws per chain (also the fewest draws ever kept).
+    max_divergences : int, optional
+        If set, the run also ends ("failed") at the first checkpoint whose draws hold more
+        divergences than this, as soon as every chain has reached it, even where
+        ``check`` skipped that checkpoint (the attempt is lost anyway; the retry starts
+        sooner). Divergences are looked for at every look at the chains.
 
     """
 
     check: Callable[[az.InferenceData], Judgement]
     every: int = 250
+    max_divergences: int | None = None
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -131,7 +141,8 @@ def sample_until(
     done = None  # the whole trace, once the sampler has finished
     seen = [(time.perf_counter(), 0)]  # (time, iterations of the slowest chain)
     n = stop.every
-    while n < draws:
+    while True:
+        n = min(n, draws)  # the last "checkpoint" is the end of the run: no check there
         while done is None:
             if _finished(sampler):
                 done = sampler.wait()  # the checkpoints left are judged on it alike
@@ -140,10 +151,20 @@ def sample_until(
                 warnings.simplefilter("ignore", UserWarning)
                 trace = sampler.inspect()
             have, iterations = _progress(trace, tune)
+            m = _diverged_at(trace, have, stop)
+            if m is not None and m < n:
+                sampler.cancel()
+                return expand(first_draws(trace, m)), m
             if have >= n:
                 break
             seen.append((time.perf_counter(), iterations))
             time.sleep(_pause(seen, tune + n))
+        if done is not None:  # the same rule on a finished run
+            m = _diverged_at(done, draws, stop)
+            if m is not None and m < n:
+                return expand(first_draws(done, m)), m
+        if n >= draws:
+            return expand(done if done is not None else sampler.wait()), draws
         kept = expand(first_draws(done if done is not None else trace, n))
         verdict = stop.check(kept)
         needed = None
@@ -154,7 +175,22 @@ def sample_until(
                 sampler.cancel()
             return kept, n
         n = _next_checkpoint(n, needed, stop.every)
-    return expand(done if done is not None else sampler.wait()), draws
+
+
+def _diverged_at(trace: az.InferenceData, have: int, stop: StopRule) -> int | None:
+    """The first checkpoint whose draws hold more than ``stop.max_divergences``, if reached.
+
+    Only the first ``have`` draws of every chain (all chains have them) are looked at, so
+    the answer depends on the draws alone, not on when the chains were looked at.
+    """
+    if stop.max_divergences is None or have <= 0 or "diverging" not in trace.sample_stats:
+        return None
+    div = np.nan_to_num(trace.sample_stats["diverging"].values[:, :have].astype(float))
+    over = np.nonzero(np.cumsum(div.sum(axis=0)) > stop.max_divergences)[0]
+    if not over.size:
+        return None
+    m = (int(over[0]) // stop.every + 1) * stop.every
+    return m if m <= have else None
 
 
 def _next_checkpoint(n: int, needed: float | None, every: int) -> int:

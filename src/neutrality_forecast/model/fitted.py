@@ -218,7 +218,11 @@ def stop_rule(config: Config) -> StopRule | None:
     s = config.model.sampling
     if s.ess_target <= 0:
         return None
-    return StopRule(check=GateCheck(config), every=s.check_every)
+    return StopRule(
+        check=GateCheck(config),
+        every=s.check_every,
+        max_divergences=config.model.diagnostics.max_divergences,
+    )
 
 
 class GateCheck:
