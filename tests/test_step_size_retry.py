@@ -71,7 +71,7 @@ def test_a_clean_first_attempt_is_kept(monkeypatch):
     monkeypatch.setattr(pm, "sample", _diverging_below(0.5, 5, calls))
     fitted = nf.fit(nf.load_case_set(TINY), nf.load_config(), sampler="pymc", draws=40, chains=2)
     assert [c[0] for c in calls] == [0.8]
-    assert fitted.attempts == [{"target_accept": 0.8, "divergences": 0,
+    assert fitted.attempts == [{"target_accept": 0.8, "divergences": 0, "draws": 40,
                                 "seconds": fitted.attempts[0]["seconds"]}]  # fmt: skip
 
 
