@@ -238,7 +238,7 @@ class CompiledModel:
 
     def _expand(self, idata: az.InferenceData) -> az.InferenceData:
         """Add the deterministics the compiled program left out (see ``deterministics``)."""
-        if self._deterministics is not None and self._compiled is not None:
+        if self._deterministics is not None:
             idata.posterior = self._deterministics.add_to(idata.posterior)
         return idata
 
@@ -290,7 +290,7 @@ class CompiledModel:
             if stop is None:
                 idata = self._expand(nutpie.sample(compiled, **kw))
             else:
-                idata, kept = sample_until(
+                idata = sample_until(
                     lambda: nutpie.sample(compiled, blocking=False, **kw),
                     stop=stop, draws=draws, tune=tune, expand=self._expand,
                 )  # fmt: skip

@@ -115,7 +115,7 @@ def sample_until(
     draws: int,
     tune: int,
     expand: Callable[[az.InferenceData], az.InferenceData] = lambda x: x,
-) -> tuple[az.InferenceData, int]:
+) -> az.InferenceData:
     """Run a background nutpie sampler and stop it by ``stop`` (module docstring).
 
     Parameters
@@ -131,10 +131,8 @@ def sample_until(
 
     Returns
     -------
-    idata : InferenceData
-        The kept draws.
-    checkpoint : int
-        Draws per chain kept (``draws`` if no checkpoint stopped the run).
+    InferenceData
+        The kept draws (all ``draws`` if no checkpoint stopped the run).
 
     """
     sampler = start()
@@ -154,7 +152,7 @@ def sample_until(
             m = _diverged_at(trace, have, stop)
             if m is not None and m < n:
                 sampler.cancel()
-                return expand(first_draws(trace, m)), m
+                return expand(first_draws(trace, m))
             if have >= n:
                 break
             seen.append((time.perf_counter(), iterations))
@@ -162,9 +160,9 @@ def sample_until(
         if done is not None:  # the same rule on a finished run
             m = _diverged_at(done, draws, stop)
             if m is not None and m < n:
-                return expand(first_draws(done, m)), m
+                return expand(first_draws(done, m))
         if n >= draws:
-            return expand(done if done is not None else sampler.wait()), draws
+            return expand(done if done is not None else sampler.wait())
         kept = expand(first_draws(done if done is not None else trace, n))
         verdict = stop.check(kept)
         needed = None
@@ -173,7 +171,7 @@ def sample_until(
         if verdict != "more":
             if done is None:
                 sampler.cancel()
-            return kept, n
+            return kept
         n = _next_checkpoint(n, needed, stop.every)
 
 
