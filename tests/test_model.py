@@ -226,6 +226,25 @@ def test_chain_link_lifts_penalty_after_revision():
     np.testing.assert_allclose(out.sum(-1), 1.0)
 
 
+@pytest.mark.parametrize("horizons", [[0, 3, 12], [1, 6, 24], [24]])
+def test_horizons_walked_once_equal_one_chain_per_horizon(horizons):
+    """Each horizon's states == a chain over its own exposures (f_obs in its last month)."""
+    from neutrality_forecast.forecast.horizon import _by_horizon
+
+    rng = np.random.default_rng(4)
+    n_fut = max(horizons) + 1
+    hz = [tuple(rng.uniform(0.001, 0.3, (2, 5, n_fut))) for _ in range(3)]
+    f_obs = 0.3
+    e_full = np.r_[1 - f_obs, np.ones(n_fut - 1)]
+    chain = dict(start=(0, 1, 0), linked=[False, True, True], revision=0, neutral_standing=True)
+    got = _by_horizon(hz, e_full, horizons, f_obs, **chain)
+    for j, h in enumerate(horizons):
+        e = e_full[: h + 1].copy()
+        e[h] = f_obs
+        want = chain_probabilities([(a[:, : h + 1], b[:, : h + 1]) for a, b in hz], e, **chain)
+        np.testing.assert_array_equal(got[:, j, :], want[:, -1, :])  # same arithmetic
+
+
 def test_forecast_tables_with_mock_fit(tiny, monkeypatch):
     fitted = mock_fit(tiny, monkeypatch=monkeypatch)
     fc = nf.make_forecast(fitted, "XTC", horizons=[3, 6, 12, 24])

@@ -95,23 +95,16 @@ def cluster_loglik(
 
     ``eta0`` (S, R) from :func:`fixed_eta`; ``u`` (S, M, Q); ``q_pos`` maps rows to the
     question axis of ``u``. Returns (S, M), or (S, M, n_bins) summed by ``bins`` (a bin
-    index per row, e.g. its month).
+    index per row, e.g. its month). The loop is compiled
+    (:func:`~neutrality_forecast.backtest.kernels.loglik_by_bin`).
     """
+    from neutrality_forecast.backtest.kernels import loglik_by_bin
+
     y = rows["y"].to_numpy(float)
     n = rows["trials"].to_numpy(float)
     if bins is None:
-        out = np.zeros(u.shape[:2])
-        for m in range(u.shape[1]):
-            eta = eta0 + u[:, m, q_pos]
-            out[:, m] = eta @ y - np.logaddexp(0.0, eta) @ n
-        return out
-    onehot = np.zeros((len(rows), n_bins))
-    onehot[np.arange(len(rows)), bins] = 1.0
-    out = np.zeros((*u.shape[:2], n_bins))
-    for m in range(u.shape[1]):
-        eta = eta0 + u[:, m, q_pos]
-        out[:, m, :] = (eta * y - np.logaddexp(0.0, eta) * n) @ onehot
-    return out
+        return loglik_by_bin(eta0, u, q_pos, y, n, np.zeros(len(rows), np.int64), 1)[:, :, 0]
+    return loglik_by_bin(eta0, u, q_pos, y, n, bins, n_bins)
 
 
 @dataclass
@@ -153,8 +146,9 @@ class ClusterState:
     questions: list[Question]
     effects: np.ndarray
     log_marginal: np.ndarray
-    #: log-likelihood of the cluster's rows by month, (S, M, months), from ``first_month``
-    month_ll: np.ndarray | None = None
+    #: log-likelihood of the cluster's rows through each month (cumulative over months),
+    #: (S, M, months), from ``first_month``
+    month_cum: np.ndarray | None = None
     first_month: int = 0
 
 
@@ -183,13 +177,13 @@ def cluster_state(
     q_pos = rows["q_idx"].map(pos).to_numpy(int)
     first = int(rows["month"].min())
     bins = rows["month"].to_numpy(int) - first
-    month_ll = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), u, rows, q_pos,
-                              bins=bins, n_bins=int(bins.max()) + 1)  # fmt: skip
+    month_cum = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), u, rows, q_pos,
+                               bins=bins, n_bins=int(bins.max()) + 1)  # fmt: skip
+    np.cumsum(month_cum, axis=2, out=month_cum)  # a fold reads the sum before its origin
     if not remove:
-        return ClusterState(qs, u, np.zeros(u.shape[0]), month_ll, first)
-    ll = month_ll.sum(axis=2)
-    log_marg = np.logaddexp.reduce(ll, axis=1) - np.log(n_effects)
-    return ClusterState(qs, u, log_marg, month_ll, first)
+        return ClusterState(qs, u, np.zeros(u.shape[0]), month_cum, first)
+    log_marg = np.logaddexp.reduce(month_cum[:, :, -1], axis=1) - np.log(n_effects)
+    return ClusterState(qs, u, log_marg, month_cum, first)
 
 
 def fold_draws(
@@ -220,7 +214,9 @@ def fold_draws(
         m0 = int(rows["month"].max())
         # months before the origin month: the full rows (identical: the features are
         # causal), summed once per cluster; the origin month itself: the cut rows
-        ll_pre += state.month_ll[:, :, : max(m0 - state.first_month, 0)].sum(axis=2)
+        done = min(m0 - state.first_month, state.month_cum.shape[2])
+        if done > 0:
+            ll_pre += state.month_cum[:, :, done - 1]
         last = rows[rows["month"] == m0]
         q_pos = last["q_idx"].map(pos).to_numpy(int)
         ll_pre += cluster_loglik(fixed_eta(draws, last, evidence=evidence), state.effects,

@@ -32,6 +32,7 @@ from neutrality_forecast.config import Config
 from neutrality_forecast.forecast.horizon import question_probabilities
 from neutrality_forecast.model.data import (
     ModelData,
+    Question,
     build_model_data,
     padded_rows,
     questions_at,
@@ -265,6 +266,7 @@ def run_folds(
     exclude: tuple[str, ...] = (),
     scheduler: str | None = None,
     client=None,
+    known_cache: dict | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Forecast rows and fold records for ``jobs`` = [(cluster, cases)] of ``source``.
 
@@ -272,9 +274,19 @@ def run_folds(
     (leave-cluster-out); ``False`` when the fit never saw them (external holdout).
     ``exclude``: cases left out of every refit (external holdout cases). Folds that need a
     refit are collected and run at the end, locally or on the Dask cluster at
-    ``scheduler`` (:mod:`neutrality_forecast.backtest.refits`).
+    ``scheduler`` (:mod:`neutrality_forecast.backtest.refits`). ``known_cache`` (a dict)
+    keeps each case's questions as known at each origin for another pass over the same
+    ``source`` (the evidence-free twin's): they do not depend on the draws.
     """
     from neutrality_forecast.backtest.refits import RefitJob, execute_refits
+
+    cache = {} if known_cache is None else known_cache
+
+    def known_at(case_id: str, origin) -> list[Question]:
+        key = (case_id, pd.Timestamp(origin))
+        if key not in cache:
+            cache[key] = _known(source, case_id, origin, cfg, data)
+        return cache[key]
 
     s, cfg, data = runner.s, runner.config, runner.data
     if refit_budget is None and s.max_refits is not None:
@@ -292,7 +304,7 @@ def run_folds(
                 origins_for(source.case(case_id), s.origin_step_months, min_h)
             ):
                 started = [c for c in cases if source.case(c)["window_start"] <= origin]
-                known = [q for c in started for q in _known(source, c, origin, cfg, data)]
+                known = [q for c in started for q in known_at(c, origin)]
                 draws, fw = fold_draws(
                     fitted_draws, state, known, data, evidence=evidence, n_out=s.n_out,
                     rng=rng, max_khat=s.max_khat, min_ess=s.min_ess,
@@ -315,7 +327,7 @@ def run_folds(
                                  exclude=tuple(exclude))
                     )  # fmt: skip
                     continue
-                qs = _known(source, case_id, origin, cfg, data)
+                qs = known_at(case_id, origin)
                 res = runner.forecast(qs, draws, evidence=evidence, origin=origin,
                                       seed=s.seed + o_i)  # fmt: skip
                 rows += _rows(res, case_id, cluster, origin)
@@ -401,6 +413,7 @@ def _evaluate(
     )  # fmt: skip
     out: dict[bool, list[dict]] = {}
     folds: list[dict] = []
+    known: dict = {}  # questions as known at each origin: the same for model and twin
     with Progress(disable=not progressbar, transient=True) as progress:
         for evidence in (True, False):
             fm, _ = runner.fit(model_set, evidence=evidence, seed=s.seed, tag="full",
@@ -412,6 +425,7 @@ def _evaluate(
                 runner, fm.draws(), evidence=evidence, source=model_set, jobs=jobs,
                 progress=lambda t=task: progress.advance(t), refit_budget=budget,
                 remove=remove, exclude=exclude, scheduler=scheduler, client=client,
+                known_cache=known,
             )  # fmt: skip
             out[evidence], folds = rows, folds + f
     keys = ["case_id", "cluster", "outcome", "partner", "origin", "horizon"]

@@ -43,6 +43,7 @@ from neutrality_forecast.model.data import Question, month_fraction
 
 __all__ = [
     "chain_probabilities",
+    "chain_step",
     "headline_questions",
     "horizon_probabilities",
     "question_hazards",
@@ -195,37 +196,68 @@ def chain_probabilities(
     prob[:, sum(b << i for i, b in enumerate(start))] = 1.0
     out = np.empty((n_draws, n_seg, 2**n))
     for t in range(n_seg):
-        new = np.zeros_like(prob)
-        for a in range(2**n):
-            if not prob[:, a].any():
-                continue
-            bits = [(a >> i) & 1 for i in range(n)]
-            standing = neutral_standing and not (revision is not None and bits[revision])
-            p_occ = [
-                1.0 - (1.0 - hazards[i][1 if standing and linked[i] else 0][:, t]) ** exposures[t]
-                for i in range(n)
-            ]
-            open_ = [i for i in range(n) if not bits[i]]
-            for flips in itertools.product([0, 1], repeat=len(open_)):
-                p = prob[:, a].copy()
-                target = a
-                for i, f in zip(open_, flips, strict=True):
-                    p *= p_occ[i] if f else 1.0 - p_occ[i]
-                    target |= f << i
-                new[:, target] += p
-        prob = new
+        prob = chain_step(prob, hazards, t, exposures[t], linked=linked, revision=revision,
+                          neutral_standing=neutral_standing)  # fmt: skip
         out[:, t, :] = prob
     return out
 
 
-def _by_horizon(chain_fn, hazards, exposures_full, horizons, f_obs):
-    """States at each horizon: full segments to ``m0 + h - 1`` then ``f`` of ``m0 + h``."""
-    res = []
-    for h in horizons:
-        e = exposures_full[: h + 1].copy()
-        e[h] = f_obs
-        cut = [(a[:, : h + 1], b[:, : h + 1]) for a, b in hazards]
-        res.append(chain_fn(cut, e)[:, -1, :])
+def chain_step(
+    prob: np.ndarray,
+    hazards: list[tuple[np.ndarray, np.ndarray]],
+    t: int,
+    exposure: float,
+    *,
+    linked: list[bool],
+    revision: int | None,
+    neutral_standing: bool,
+) -> np.ndarray:
+    """One segment of :func:`chain_probabilities`: state probabilities after segment ``t``.
+
+    ``prob`` (draws, 2**n) holds the state probabilities before the segment; ``exposure``
+    is the share of segment ``t``'s month at risk.
+    """
+    n = len(hazards)
+    new = np.zeros_like(prob)
+    for a in range(2**n):
+        if not prob[:, a].any():
+            continue
+        bits = [(a >> i) & 1 for i in range(n)]
+        standing = neutral_standing and not (revision is not None and bits[revision])
+        p_occ = [
+            1.0 - (1.0 - hazards[i][1 if standing and linked[i] else 0][:, t]) ** exposure
+            for i in range(n)
+        ]
+        open_ = [i for i in range(n) if not bits[i]]
+        for flips in itertools.product([0, 1], repeat=len(open_)):
+            p = prob[:, a].copy()
+            target = a
+            for i, f in zip(open_, flips, strict=True):
+                p *= p_occ[i] if f else 1.0 - p_occ[i]
+                target |= f << i
+            new[:, target] += p
+    return new
+
+
+def _by_horizon(hazards, exposures_full, horizons, f_obs, **chain):
+    """States at each horizon: full segments to ``m0 + h - 1`` then ``f`` of ``m0 + h``.
+
+    The full segments are walked once for all horizons; each horizon's states equal
+    :func:`chain_probabilities` with the exposures cut at ``h`` and ``f_obs`` last.
+    """
+    n_draws = hazards[0][0].shape[0]
+    start = np.zeros((n_draws, 2 ** len(hazards)))
+    start[:, sum(b << i for i, b in enumerate(chain["start"]))] = 1.0
+    step = {k: v for k, v in chain.items() if k != "start"}
+    h_max = max(horizons)
+    full = None
+    if h_max > 0:
+        cut = [(a[:, :h_max], b[:, :h_max]) for a, b in hazards]
+        full = chain_probabilities(cut, exposures_full[:h_max], **chain)
+    res = [
+        chain_step(start if h == 0 else full[:, h - 1, :], hazards, h, f_obs, **step)
+        for h in horizons
+    ]
     return np.stack(res, axis=1)  # (draws, horizons, states)
 
 
@@ -284,14 +316,12 @@ def question_probabilities(
     exposures[0] = 1.0 - f_obs
 
     def run(idx: list[int]):
-        def chain(hz, e):
-            r = next((j for j, i in enumerate(idx) if i == rev), None)
-            return chain_probabilities(
-                hz, e, start=tuple(int(resolved[i]) for i in idx),
-                linked=[linked[i] for i in idx], revision=r, neutral_standing=standing,
-            )  # fmt: skip
-
-        return _by_horizon(chain, [hazards[i] for i in idx], exposures, horizons, f_obs)
+        return _by_horizon(
+            [hazards[i] for i in idx], exposures, horizons, f_obs,
+            start=tuple(int(resolved[i]) for i in idx), linked=[linked[i] for i in idx],
+            revision=next((j for j, i in enumerate(idx) if i == rev), None),
+            neutral_standing=standing,
+        )  # fmt: skip
 
     marginal = np.empty((n_draws, len(horizons), len(qs)))
     for i in range(len(qs)):
