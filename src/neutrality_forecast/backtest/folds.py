@@ -128,7 +128,8 @@ def importance_fold(
     if np.ptp(flat) < 1e-12:
         lw, khat = np.full(flat.size, -np.log(flat.size)), 0.0
     else:
-        lw, khat = az.psislw(flat - flat.max())
+        with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
+            lw, khat = az.psislw(flat - flat.max())
         lw, khat = np.asarray(lw, float), float(np.asarray(khat))
     w = np.exp(lw - np.logaddexp.reduce(lw))
     ess = float(1.0 / np.sum(w**2))

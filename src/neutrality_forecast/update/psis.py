@@ -165,7 +165,8 @@ def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None)
     if np.ptp(log_ratios) < 1e-12:  # data changes that leave the likelihood unchanged
         lw, khat = np.full(n, -np.log(n)), 0.0  # (the GPD fit is degenerate: k-hat = inf)
     else:
-        lw, khat = az.psislw(log_ratios - log_ratios.max())
+        with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
+            lw, khat = az.psislw(log_ratios - log_ratios.max())
         lw = np.asarray(lw, dtype=float)
         khat = float(np.asarray(khat))
     w = np.exp(lw - np.logaddexp.reduce(lw))
