@@ -168,6 +168,8 @@ def main() -> None:
         summary["loco_population_seconds"] = time.perf_counter() - t
         summary["loco_refit_share"] = res.summary["folds"]["refit_share"]
         summary["loco_folds"] = res.summary["folds"]
+        summary["loco_seconds_by_part"] = res.summary.get("seconds_by_part")
+        summary["loco_fits"] = res.fits
     save()
     print(json.dumps(summary, indent=2))
 

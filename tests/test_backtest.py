@@ -376,6 +376,11 @@ def test_run_backtest_loco_structure(mocked):
     assert summ["brier_skill"] == pytest.approx(1 - summ["brier"] / summ["brier_base_rate"])
     assert summ["n_forecasts"] == len(s)
     assert summ["folds"]["n"] == len(res.folds)
+    parts = summ["seconds_by_part"]  # where the run's time went
+    assert {"full_fits", "weights", "questions", "forecast", "refits"} <= set(parts)
+    assert (
+        all(v >= 0 for v in parts.values()) and sum(parts.values()) <= summ["seconds"] + 0.3
+    )  # rounding
     ends = {"XTA": "2016-12-31", "XTB": "2016-12-31", "XTC": "2018-06-30"}
     target = pd.to_datetime(s["origin"]) + s["horizon"].map(lambda h: pd.DateOffset(months=h))
     assert (target <= s["case_id"].map(lambda c: pd.Timestamp(ends[c]))).all()

@@ -267,6 +267,7 @@ def run_folds(
     scheduler: str | None = None,
     client=None,
     known_cache: dict | None = None,
+    timing: dict[str, float] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Forecast rows and fold records for ``jobs`` = [(cluster, cases)] of ``source``.
 
@@ -276,16 +277,26 @@ def run_folds(
     refit are collected and run at the end, locally or on the Dask cluster at
     ``scheduler`` (:mod:`neutrality_forecast.backtest.refits`). ``known_cache`` (a dict)
     keeps each case's questions as known at each origin for another pass over the same
-    ``source`` (the evidence-free twin's): they do not depend on the draws.
+    ``source`` (the evidence-free twin's): they do not depend on the draws. ``timing`` (a
+    dict) accumulates seconds by part: ``weights`` (cluster states and importance weights),
+    ``questions`` (questions as known at each origin), ``forecast`` and ``refits``.
     """
     from neutrality_forecast.backtest.refits import RefitJob, execute_refits
 
     cache = {} if known_cache is None else known_cache
+    clock = {} if timing is None else timing
+
+    def timed(part: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            clock[part] = clock.get(part, 0.0) + time.perf_counter() - t0
 
     def known_at(case_id: str, origin) -> list[Question]:
         key = (case_id, pd.Timestamp(origin))
         if key not in cache:
-            cache[key] = _known(source, case_id, origin, cfg, data)
+            cache[key] = timed("questions", _known, source, case_id, origin, cfg, data)
         return cache[key]
 
     s, cfg, data = runner.s, runner.config, runner.data
@@ -295,9 +306,9 @@ def run_folds(
     min_h = min(s.horizons)
     for j, (cluster, cases) in enumerate(jobs):
         rng = np.random.default_rng([s.seed, j, int(evidence)])
-        state = cluster_state(
-            fitted_draws, data, cases, evidence=evidence, n_effects=s.n_effects, rng=rng,
-            remove=remove,
+        state = timed(
+            "weights", cluster_state, fitted_draws, data, cases, evidence=evidence,
+            n_effects=s.n_effects, rng=rng, remove=remove,
         )  # fmt: skip
         for case_id in cases:
             for o_i, origin in enumerate(
@@ -305,9 +316,10 @@ def run_folds(
             ):
                 started = [c for c in cases if source.case(c)["window_start"] <= origin]
                 known = [q for c in started for q in known_at(c, origin)]
-                draws, fw = fold_draws(
-                    fitted_draws, state, known, data, evidence=evidence, n_out=s.n_out,
-                    rng=rng, max_khat=s.max_khat, min_ess=s.min_ess,
+                draws, fw = timed(
+                    "weights", fold_draws, fitted_draws, state, known, data,
+                    evidence=evidence, n_out=s.n_out, rng=rng, max_khat=s.max_khat,
+                    min_ess=s.min_ess,
                 )  # fmt: skip
                 rec = {
                     "cluster": cluster, "case_id": case_id, "origin": origin.date().isoformat(),
@@ -328,14 +340,15 @@ def run_folds(
                     )  # fmt: skip
                     continue
                 qs = known_at(case_id, origin)
-                res = runner.forecast(qs, draws, evidence=evidence, origin=origin,
-                                      seed=s.seed + o_i)  # fmt: skip
+                res = timed("forecast", runner.forecast, qs, draws, evidence=evidence,
+                            origin=origin, seed=s.seed + o_i)  # fmt: skip
                 rows += _rows(res, case_id, cluster, origin)
                 if progress is not None:
                     progress()
-    more, _ = execute_refits(
-        runner, source, refits, scheduler=scheduler, client=client, progress=progress
-    )
+    more, _ = timed(
+        "refits", execute_refits, runner, source, refits, scheduler=scheduler, client=client,
+        progress=progress,
+    )  # fmt: skip
     return rows + more, folds
 
 
@@ -414,10 +427,13 @@ def _evaluate(
     out: dict[bool, list[dict]] = {}
     folds: list[dict] = []
     known: dict = {}  # questions as known at each origin: the same for model and twin
+    timing: dict[str, float] = {"full_fits": 0.0}
     with Progress(disable=not progressbar, transient=True) as progress:
         for evidence in (True, False):
+            t0 = time.perf_counter()
             fm, _ = runner.fit(model_set, evidence=evidence, seed=s.seed, tag="full",
                                exclude=exclude)  # fmt: skip
+            timing["full_fits"] += time.perf_counter() - t0
             task = progress.add_task(
                 f"folds ({'model' if evidence else 'evidence-free twin'})", total=n_total
             )
@@ -425,7 +441,7 @@ def _evaluate(
                 runner, fm.draws(), evidence=evidence, source=model_set, jobs=jobs,
                 progress=lambda t=task: progress.advance(t), refit_budget=budget,
                 remove=remove, exclude=exclude, scheduler=scheduler, client=client,
-                known_cache=known,
+                known_cache=known, timing=timing,
             )  # fmt: skip
             out[evidence], folds = rows, folds + f
     keys = ["case_id", "cluster", "outcome", "partner", "origin", "horizon"]
@@ -436,7 +452,8 @@ def _evaluate(
     frame = model.merge(free, on=keys, how="inner")
     frame["p_mean_base_rate"] = base_rate_probabilities(frame, runner.data, jobs, exclude)
     scores = _score_all(score_truth(model_set, frame))
-    extra = {}
+    # seconds by part (model and twin together; refits include their forecasts)
+    extra: dict = {"seconds_by_part": {k: round(v, 1) for k, v in timing.items()}}
     if placebo and not scores.empty:
         from neutrality_forecast.backtest.placebo import placebo_skills
 
