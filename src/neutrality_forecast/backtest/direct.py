@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from neutrality_forecast.backtest.folds import importance_fold
 from neutrality_forecast.backtest.runner import (
@@ -168,7 +169,7 @@ def run_direct_backtest(
                               "reason": fw.reason,
                               "method": "psis" if fw.accepted else "refit"})  # fmt: skip
                 if fw.accepted:
-                    w = np.exp(fw.log_weights - np.logaddexp.reduce(fw.log_weights))
+                    w = np.exp(fw.log_weights - logsumexp(fw.log_weights))
                     rng = np.random.default_rng([s.seed, j, int(evidence)])
                     draws = theta[systematic_resample(w, s.n_out, rng)]
                 else:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from neutrality_forecast.model.data import ModelData, Question, question_rows
 from neutrality_forecast.model.likelihood import linear_predictor
@@ -131,7 +132,7 @@ def importance_fold(
         with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
             lw, khat = az.psislw(flat - flat.max())
         lw, khat = np.asarray(lw, float), float(np.asarray(khat))
-    w = np.exp(lw - np.logaddexp.reduce(lw))
+    w = np.exp(lw - logsumexp(lw))
     ess = float(1.0 / np.sum(w**2))
     if not khat <= max_khat:
         return FoldWeights(lw, khat, ess, False, f"k-hat {khat:.2f} > {max_khat}")
@@ -183,7 +184,7 @@ def cluster_state(
     np.cumsum(month_cum, axis=2, out=month_cum)  # a fold reads the sum before its origin
     if not remove:
         return ClusterState(qs, u, np.zeros(u.shape[0]), month_cum, first)
-    log_marg = np.logaddexp.reduce(month_cum[:, :, -1], axis=1) - np.log(n_effects)
+    log_marg = logsumexp(month_cum[:, :, -1], axis=1) - np.log(n_effects)
     return ClusterState(qs, u, log_marg, month_cum, first)
 
 
@@ -228,7 +229,7 @@ def fold_draws(
         return None, fw
     from neutrality_forecast.update.psis import systematic_resample
 
-    w = np.exp(fw.log_weights - np.logaddexp.reduce(fw.log_weights))
+    w = np.exp(fw.log_weights - logsumexp(fw.log_weights))
     pick = systematic_resample(w, n_out, rng)
     s_idx, m_idx = np.divmod(pick, state.effects.shape[1])
     out = {k: v[s_idx] for k, v in draws.items()}

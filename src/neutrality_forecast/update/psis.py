@@ -39,6 +39,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.special import logsumexp
 
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.model.data import ModelData
@@ -94,7 +95,7 @@ class PsisResult:
     @property
     def weights(self) -> np.ndarray:
         """Normalised weights (sum to 1)."""
-        return np.exp(self.log_weights - np.logaddexp.reduce(self.log_weights))
+        return np.exp(self.log_weights - logsumexp(self.log_weights))
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no per-draw arrays)."""
@@ -169,7 +170,7 @@ def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None)
             lw, khat = az.psislw(log_ratios - log_ratios.max())
         lw = np.asarray(lw, dtype=float)
         khat = float(np.asarray(khat))
-    w = np.exp(lw - np.logaddexp.reduce(lw))
+    w = np.exp(lw - logsumexp(lw))
     ess = float(1.0 / np.sum(w**2))
     if not khat <= options.max_khat:
         accepted, reason = False, f"k-hat {khat:.2f} > {options.max_khat}"
