@@ -283,6 +283,7 @@ def run_folds(
     """
     from neutrality_forecast.backtest.refits import RefitJob, execute_refits
 
+    s, cfg, data = runner.s, runner.config, runner.data
     cache = {} if known_cache is None else known_cache
     clock = {} if timing is None else timing
 
@@ -299,7 +300,6 @@ def run_folds(
             cache[key] = timed("questions", _known, source, case_id, origin, cfg, data)
         return cache[key]
 
-    s, cfg, data = runner.s, runner.config, runner.data
     if refit_budget is None and s.max_refits is not None:
         refit_budget = [s.max_refits]
     rows, folds, refits = [], [], []

@@ -190,16 +190,21 @@ def chain_probabilities(
         occurred by the end of segment ``t``, the others not.
 
     """
-    n = len(hazards)
     n_draws, n_seg = hazards[0][0].shape
-    prob = np.zeros((n_draws, 2**n))
-    prob[:, sum(b << i for i, b in enumerate(start))] = 1.0
-    out = np.empty((n_draws, n_seg, 2**n))
+    prob = _start_state(n_draws, start)
+    out = np.empty((n_draws, n_seg, 2 ** len(hazards)))
     for t in range(n_seg):
         prob = chain_step(prob, hazards, t, exposures[t], linked=linked, revision=revision,
                           neutral_standing=neutral_standing)  # fmt: skip
         out[:, t, :] = prob
     return out
+
+
+def _start_state(n_draws: int, start: tuple[int, ...]) -> np.ndarray:
+    """State probabilities (draws, 2**n) with all mass on the bit pattern ``start``."""
+    prob = np.zeros((n_draws, 2 ** len(start)))
+    prob[:, sum(b << i for i, b in enumerate(start))] = 1.0
+    return prob
 
 
 def chain_step(
@@ -245,9 +250,7 @@ def _by_horizon(hazards, exposures_full, horizons, f_obs, **chain):
     The full segments are walked once for all horizons; each horizon's states equal
     :func:`chain_probabilities` with the exposures cut at ``h`` and ``f_obs`` last.
     """
-    n_draws = hazards[0][0].shape[0]
-    start = np.zeros((n_draws, 2 ** len(hazards)))
-    start[:, sum(b << i for i, b in enumerate(chain["start"]))] = 1.0
+    start = _start_state(hazards[0][0].shape[0], chain["start"])
     step = {k: v for k, v in chain.items() if k != "start"}
     h_max = max(horizons)
     full = None
