@@ -21,20 +21,22 @@ def _numpy_loglik(eta0, u, q_pos, y, n, bins, n_bins):
     return out
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     s=st.integers(1, 5),
     m=st.integers(1, 6),
     q=st.integers(1, 4),
     r=st.integers(0, 30),
     n_bins=st.integers(1, 7),
-    scale=st.sampled_from([0.5, 5.0, 800.0]),  # 800: exp(eta) overflows without care
+    scale=st.sampled_from([0.5, 5.0, 250.0, 800.0]),  # 800: exp(eta) overflows without care
+    u_scale=st.sampled_from([0.5, 5.0, 250.0, 800.0]),
     seed=st.integers(0, 2**16),
 )
-def test_kernel_equals_numpy_definition(s, m, q, r, n_bins, scale, seed):
+def test_kernel_equals_numpy_definition(s, m, q, r, n_bins, scale, u_scale, seed):
+    """Both branches: exp(eta0) * exp(u) (|eta0|, |u| < 300) and the overflow-safe form."""
     rng = np.random.default_rng(seed)
     eta0 = rng.normal(0, scale, (s, r))
-    u = rng.normal(0, scale, (s, m, q))
+    u = rng.normal(0, u_scale, (s, m, q))
     q_pos = rng.integers(0, q, r)
     n = rng.integers(1, 4, r).astype(float)
     y = np.minimum(rng.integers(0, 2, r), n).astype(float)
@@ -43,7 +45,7 @@ def test_kernel_equals_numpy_definition(s, m, q, r, n_bins, scale, seed):
     want = _numpy_loglik(eta0, u, q_pos, y, n, bins, n_bins)
     assert got.shape == (s, m, n_bins)
     assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9 * max(scale, 1.0))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9 * max(scale, u_scale, 1.0))
 
 
 def test_cluster_loglik_without_bins_is_the_total():

@@ -21,7 +21,6 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
-from scipy.special import logsumexp
 
 from neutrality_forecast.backtest.folds import importance_fold
 from neutrality_forecast.backtest.runner import (
@@ -169,7 +168,7 @@ def run_direct_backtest(
                               "reason": fw.reason,
                               "method": "psis" if fw.accepted else "refit"})  # fmt: skip
                 if fw.accepted:
-                    w = np.exp(fw.log_weights - logsumexp(fw.log_weights))
+                    w = fw.weights
                     rng = np.random.default_rng([s.seed, j, int(evidence)])
                     draws = theta[systematic_resample(w, s.n_out, rng)]
                 else:

@@ -117,12 +117,19 @@ class FoldWeights:
     ess: float
     accepted: bool
     reason: str
+    #: the normalised weights ``exp(log_weights)`` (``None`` when they are not finite)
+    weights: np.ndarray | None = None
 
 
 def importance_fold(
     log_w: np.ndarray, *, max_khat: float = 0.7, min_ess: float = 200.0
 ) -> FoldWeights:
-    """Pareto-smooth log weights and judge them (k-hat and ESS thresholds)."""
+    """Pareto-smooth log weights and judge them (k-hat and ESS thresholds).
+
+    ArviZ returns the smoothed log weights normalised (log-sum-exp 0), so the weights are
+    their exponentials divided by the sum (exact normalisation; no second log-sum-exp over
+    the 256,000 weights of a fold).
+    """
     flat = log_w.ravel()
     if not np.all(np.isfinite(flat)):
         return FoldWeights(flat, np.inf, 0.0, False, "non-finite weights")
@@ -132,13 +139,14 @@ def importance_fold(
         with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
             lw, khat = az.psislw(flat - flat.max())
         lw, khat = np.asarray(lw, float), float(np.asarray(khat))
-    w = np.exp(lw - logsumexp(lw))
-    ess = float(1.0 / np.sum(w**2))
+    w = np.exp(lw)
+    w /= w.sum()
+    ess = float(1.0 / np.dot(w, w))
     if not khat <= max_khat:
-        return FoldWeights(lw, khat, ess, False, f"k-hat {khat:.2f} > {max_khat}")
+        return FoldWeights(lw, khat, ess, False, f"k-hat {khat:.2f} > {max_khat}", w)
     if ess < min_ess:
-        return FoldWeights(lw, khat, ess, False, f"ESS {ess:.0f} < {min_ess:g}")
-    return FoldWeights(lw, khat, ess, True, "ok")
+        return FoldWeights(lw, khat, ess, False, f"ESS {ess:.0f} < {min_ess:g}", w)
+    return FoldWeights(lw, khat, ess, True, "ok", w)
 
 
 @dataclass
@@ -229,8 +237,7 @@ def fold_draws(
         return None, fw
     from neutrality_forecast.update.psis import systematic_resample
 
-    w = np.exp(fw.log_weights - logsumexp(fw.log_weights))
-    pick = systematic_resample(w, n_out, rng)
+    pick = systematic_resample(fw.weights, n_out, rng)
     s_idx, m_idx = np.divmod(pick, state.effects.shape[1])
     out = {k: v[s_idx] for k, v in draws.items()}
     u = out["u"].copy()
