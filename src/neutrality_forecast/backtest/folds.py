@@ -37,13 +37,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
 from neutrality_forecast.model.data import ModelData, Question, question_rows
 from neutrality_forecast.model.likelihood import linear_predictor
+from neutrality_forecast.update.psis import smooth_weights, systematic_resample
 
 __all__ = [
     "FoldWeights",
@@ -126,22 +126,13 @@ def importance_fold(
 ) -> FoldWeights:
     """Pareto-smooth log weights and judge them (k-hat and ESS thresholds).
 
-    ArviZ returns the smoothed log weights normalised (log-sum-exp 0), so the weights are
-    their exponentials divided by the sum (exact normalisation; no second log-sum-exp over
-    the 256,000 weights of a fold).
+    The smoothing is :func:`~neutrality_forecast.update.psis.smooth_weights`, shared with
+    the instant update.
     """
     flat = log_w.ravel()
     if not np.all(np.isfinite(flat)):
         return FoldWeights(flat, np.inf, 0.0, False, "non-finite weights")
-    if np.ptp(flat) < 1e-12:
-        lw, khat = np.full(flat.size, -np.log(flat.size)), 0.0
-    else:
-        with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
-            lw, khat = az.psislw(flat - flat.max())
-        lw, khat = np.asarray(lw, float), float(np.asarray(khat))
-    w = np.exp(lw)
-    w /= w.sum()
-    ess = float(1.0 / np.dot(w, w))
+    lw, khat, w, ess = smooth_weights(flat)
     if not khat <= max_khat:
         return FoldWeights(lw, khat, ess, False, f"k-hat {khat:.2f} > {max_khat}", w)
     if ess < min_ess:
@@ -235,8 +226,6 @@ def fold_draws(
     fw = importance_fold(log_w, max_khat=max_khat, min_ess=min_ess)
     if not fw.accepted:
         return None, fw
-    from neutrality_forecast.update.psis import systematic_resample
-
     pick = systematic_resample(fw.weights, n_out, rng)
     s_idx, m_idx = np.divmod(pick, state.effects.shape[1])
     out = {k: v[s_idx] for k, v in draws.items()}

@@ -20,7 +20,7 @@ The softplus costs one ``exp`` and one ``log1p`` per element, and those two call
 loop's time. Since :math:`e^{\eta} = e^{\eta^0_{sr}}\, e^{u_{smq}}`, the exponentials are
 taken once per row and once per effect, and each element needs one product and one
 ``log1p``: :math:`\log(1 + p)` for :math:`p = e^{\eta} \le 1`, else
-:math:`\eta + \operatorname{log1p}(1/p)` (about 2x faster on the synthetic population's
+:math:`\eta + \operatorname{log1p}(1/p)` (1.5-2x faster on the synthetic population's
 clusters). The product cannot overflow or underflow while :math:`|\eta^0|` and
 :math:`|u|` are below :data:`EXP_SPLIT_LIMIT` (:math:`e^{600}` is far inside double range);
 rows or effects beyond it use the overflow-safe

@@ -39,7 +39,6 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import logsumexp
 
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.model.data import ModelData
@@ -52,6 +51,7 @@ __all__ = [
     "log_likelihood",
     "psis_reweight",
     "resample_idata",
+    "smooth_weights",
     "systematic_resample",
     "update_log_ratios",
 ]
@@ -95,7 +95,8 @@ class PsisResult:
     @property
     def weights(self) -> np.ndarray:
         """Normalised weights (sum to 1)."""
-        return np.exp(self.log_weights - logsumexp(self.log_weights))
+        w = np.exp(self.log_weights - self.log_weights.max())
+        return w / w.sum()
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no per-draw arrays)."""
@@ -163,15 +164,7 @@ def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None)
         return PsisResult(
             np.full(n, -np.log(n)), np.inf, 0.0, n, False, "non-finite likelihood ratios", options
         )
-    if np.ptp(log_ratios) < 1e-12:  # data changes that leave the likelihood unchanged
-        lw, khat = np.full(n, -np.log(n)), 0.0  # (the GPD fit is degenerate: k-hat = inf)
-    else:
-        with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
-            lw, khat = az.psislw(log_ratios - log_ratios.max())
-        lw = np.asarray(lw, dtype=float)
-        khat = float(np.asarray(khat))
-    w = np.exp(lw - logsumexp(lw))
-    ess = float(1.0 / np.sum(w**2))
+    lw, khat, _, ess = smooth_weights(log_ratios)
     if not khat <= options.max_khat:
         accepted, reason = False, f"k-hat {khat:.2f} > {options.max_khat}"
     elif ess < options.min_ess:
@@ -185,6 +178,27 @@ def psis_reweight(log_ratios: np.ndarray, *, options: PsisOptions | None = None)
     return PsisResult(
         lw, khat, ess, n, accepted, reason, options, seconds=time.perf_counter() - start
     )
+
+
+def smooth_weights(log_w: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """Pareto-smoothed log weights, k-hat, normalised weights and their ESS.
+
+    ``log_w`` (finite, any shape: flattened) goes through :func:`arviz.psislw`, which returns
+    the smoothed log weights normalised, so the weights are their exponentials over their
+    sum (one pass, no log-sum-exp). Weights that are all equal (the likelihood did not
+    change) are uniform with k-hat 0: the Pareto fit is degenerate there (k-hat = inf).
+    The ESS is ``1 / sum(w**2)``.
+    """
+    flat = np.asarray(log_w, dtype=float).ravel()
+    if np.ptp(flat) < 1e-12:
+        lw, khat = np.full(flat.size, -np.log(flat.size)), 0.0
+    else:
+        with np.errstate(over="ignore"):  # ArviZ's Pareto fit: exp overflow -> weight 0
+            lw, khat = az.psislw(flat - flat.max())
+        lw, khat = np.asarray(lw, dtype=float), float(np.asarray(khat))
+    w = np.exp(lw)
+    w /= w.sum()
+    return lw, khat, w, float(1.0 / np.dot(w, w))
 
 
 def systematic_resample(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
