@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neutrality_forecast.backtest.folds import cluster_loglik
-from neutrality_forecast.backtest.kernels import loglik_by_bin
+from neutrality_forecast.backtest.kernels import Effects, loglik_by_bin
 
 
 def _numpy_loglik(eta0, u, q_pos, y, n, bins, n_bins):
@@ -46,6 +46,27 @@ def test_kernel_equals_numpy_definition(s, m, q, r, n_bins, scale, u_scale, seed
     assert got.shape == (s, m, n_bins)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9 * max(scale, u_scale, 1.0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_bins=st.integers(1, 9),
+    u_scale=st.sampled_from([0.5, 800.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_prepared_effects_and_running_sums_change_nothing(n_bins, u_scale, seed):
+    """Effects prepared once give the same bits; ``cumulative`` equals np.cumsum's sums."""
+    rng = np.random.default_rng(seed)
+    eta0 = rng.normal(-5, 2, (4, 40))
+    u = rng.normal(0, u_scale, (4, 6, 3))
+    q_pos, bins = rng.integers(0, 3, 40), rng.integers(0, n_bins, 40)
+    y, n = (rng.random(40) < 0.1).astype(float), np.ones(40)
+    plain = loglik_by_bin(eta0, u, q_pos, y, n, bins, n_bins)
+    prepared = Effects.of(u)
+    assert prepared.shape == u.shape
+    assert np.array_equal(loglik_by_bin(eta0, prepared, q_pos, y, n, bins, n_bins), plain)
+    running = loglik_by_bin(eta0, prepared, q_pos, y, n, bins, n_bins, cumulative=True)
+    assert np.array_equal(running, np.cumsum(plain, axis=2))
 
 
 def test_cluster_loglik_without_bins_is_the_total():

@@ -161,6 +161,16 @@ def test_pointwise_likelihood_is_the_same_in_any_chunking(tiny):
     np.testing.assert_allclose(log_likelihood(draws, data, chunk=2), whole.sum(axis=1))
 
 
+def test_evidence_term_equals_the_gathered_einsum():
+    """Summed per family without the (S, R, F) gather: the einsum's values."""
+    from neutrality_forecast.model.likelihood import _evidence_term
+
+    rng = np.random.default_rng(3)
+    x, beta, k = rng.normal(size=(50, 7)), rng.normal(size=(30, 3, 7)), rng.integers(0, 3, 50)
+    want = np.einsum("rf,srf->sr", x, beta[:, k, :])
+    np.testing.assert_allclose(_evidence_term(x, beta, k), want, rtol=1e-13, atol=1e-13)
+
+
 def test_signed_scales_define_the_reference_posterior(tiny):
     """Library parameterisation == textbook model, up to the change-of-variables Jacobian.
 

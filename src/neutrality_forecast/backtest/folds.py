@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from neutrality_forecast.backtest.kernels import Effects, loglik_by_bin
 from neutrality_forecast.model.data import ModelData, Question, question_rows
 from neutrality_forecast.model.likelihood import linear_predictor
 from neutrality_forecast.update.psis import smooth_weights, systematic_resample
@@ -52,6 +53,7 @@ __all__ = [
     "fixed_eta",
     "fold_draws",
     "importance_fold",
+    "origin_rows",
 ]
 
 
@@ -85,27 +87,26 @@ def draw_effects(
 
 def cluster_loglik(
     eta0: np.ndarray,
-    u: np.ndarray,
+    u: np.ndarray | Effects,
     rows: pd.DataFrame,
     q_pos: np.ndarray,
     *,
     bins: np.ndarray | None = None,
     n_bins: int = 1,
+    cumulative: bool = False,
 ) -> np.ndarray:
     """Log-likelihood (without constants) of ``rows`` for every (draw, effect draw).
 
     ``eta0`` (S, R) from :func:`fixed_eta`; ``u`` (S, M, Q); ``q_pos`` maps rows to the
     question axis of ``u``. Returns (S, M), or (S, M, n_bins) summed by ``bins`` (a bin
-    index per row, e.g. its month). The loop is compiled
-    (:func:`~neutrality_forecast.backtest.kernels.loglik_by_bin`).
+    index per row, e.g. its month), running sums over the bins with ``cumulative``. The
+    loop is compiled (:func:`~neutrality_forecast.backtest.kernels.loglik_by_bin`).
     """
-    from neutrality_forecast.backtest.kernels import loglik_by_bin
-
     y = rows["y"].to_numpy(float)
     n = rows["trials"].to_numpy(float)
     if bins is None:
         return loglik_by_bin(eta0, u, q_pos, y, n, np.zeros(len(rows), np.int64), 1)[:, :, 0]
-    return loglik_by_bin(eta0, u, q_pos, y, n, bins, n_bins)
+    return loglik_by_bin(eta0, u, q_pos, y, n, bins, n_bins, cumulative=cumulative)
 
 
 @dataclass
@@ -151,6 +152,8 @@ class ClusterState:
     #: (S, M, months), from ``first_month``
     month_cum: np.ndarray | None = None
     first_month: int = 0
+    #: ``effects`` laid out for the compiled loop (prepared once per cluster)
+    prepared: Effects | None = None
 
 
 def cluster_state(
@@ -170,6 +173,7 @@ def cluster_state(
     """
     qs = [q for q in data.questions if q.case_id in cluster_cases]
     u = draw_effects(draws, qs, n_effects, rng)
+    eff = Effects.of(u)
     rows = pd.concat(
         [question_rows(q, data.link_outcomes, data.config, data.partners) for q in qs],
         ignore_index=True,
@@ -178,13 +182,32 @@ def cluster_state(
     q_pos = rows["q_idx"].map(pos).to_numpy(int)
     first = int(rows["month"].min())
     bins = rows["month"].to_numpy(int) - first
-    month_cum = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), u, rows, q_pos,
-                               bins=bins, n_bins=int(bins.max()) + 1)  # fmt: skip
-    np.cumsum(month_cum, axis=2, out=month_cum)  # a fold reads the sum before its origin
+    # cumulative over months: a fold reads the sum before its origin
+    month_cum = cluster_loglik(fixed_eta(draws, rows, evidence=evidence), eff, rows, q_pos,
+                               bins=bins, n_bins=int(bins.max()) + 1, cumulative=True)  # fmt: skip
     if not remove:
-        return ClusterState(qs, u, np.zeros(u.shape[0]), month_cum, first)
+        return ClusterState(qs, u, np.zeros(u.shape[0]), month_cum, first, eff)
     log_marg = logsumexp(month_cum[:, :, -1], axis=1) - np.log(n_effects)
-    return ClusterState(qs, u, log_marg, month_cum, first)
+    return ClusterState(qs, u, log_marg, month_cum, first, eff)
+
+
+def origin_rows(known_questions: list[Question], data: ModelData) -> tuple[pd.DataFrame, int]:
+    """The rows of the origin month (the known questions' last month) and that month.
+
+    Only that month's rows are cut by the origin (exposure to the origin day, occurrences
+    after it removed); the months before it are the full rows (the features are causal).
+    They depend on the questions only, so the model's and the twin's passes share them.
+    Empty rows and month -1 when no question has an at-risk month.
+    """
+    frames = [
+        question_rows(q, data.link_outcomes, data.config, data.partners) for q in known_questions
+    ]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(), -1
+    rows = pd.concat(frames, ignore_index=True)
+    m0 = int(rows["month"].max())
+    return rows[rows["month"] == m0], m0
 
 
 def fold_draws(
@@ -198,30 +221,25 @@ def fold_draws(
     rng: np.random.Generator,
     max_khat: float = 0.7,
     min_ess: float = 200.0,
+    rows: tuple[pd.DataFrame, int] | None = None,
 ) -> tuple[dict[str, np.ndarray] | None, FoldWeights]:
     """Draws of the fold's posterior, or ``None`` with the reason to refit.
 
     ``known_questions`` are the cluster's questions as known at the origin
-    (:func:`~neutrality_forecast.model.data.questions_at` for each of its cases).
+    (:func:`~neutrality_forecast.model.data.questions_at` for each of its cases);
+    ``rows``, if given, their :func:`origin_rows` (computed once for several passes).
     """
     pos = {q.q_idx: i for i, q in enumerate(state.questions)}
-    frames = [
-        question_rows(q, data.link_outcomes, data.config, data.partners) for q in known_questions
-    ]
-    frames = [f for f in frames if len(f)]
+    last, m0 = origin_rows(known_questions, data) if rows is None else rows
     ll_pre = np.zeros(state.effects.shape[:2])
-    if frames:
-        rows = pd.concat(frames, ignore_index=True)
-        m0 = int(rows["month"].max())
-        # months before the origin month: the full rows (identical: the features are
-        # causal), summed once per cluster; the origin month itself: the cut rows
+    if len(last):
+        # months before the origin month: summed once per cluster; the origin month: cut rows
         done = min(m0 - state.first_month, state.month_cum.shape[2])
         if done > 0:
             ll_pre += state.month_cum[:, :, done - 1]
-        last = rows[rows["month"] == m0]
         q_pos = last["q_idx"].map(pos).to_numpy(int)
-        ll_pre += cluster_loglik(fixed_eta(draws, last, evidence=evidence), state.effects,
-                                 last, q_pos)  # fmt: skip
+        eff = state.effects if state.prepared is None else state.prepared
+        ll_pre += cluster_loglik(fixed_eta(draws, last, evidence=evidence), eff, last, q_pos)
     log_w = ll_pre - state.log_marginal[:, None]
     fw = importance_fold(log_w, max_khat=max_khat, min_ess=min_ess)
     if not fw.accepted:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from neutrality_forecast.backtest.folds import cluster_state, fold_draws
+from neutrality_forecast.backtest.folds import cluster_state, fold_draws, origin_rows
 from neutrality_forecast.backtest.scoring import brier, log_score
 from neutrality_forecast.backtest.summary import summarise
 from neutrality_forecast.casesets import CaseSet
@@ -39,6 +39,7 @@ from neutrality_forecast.model.data import (
 )
 from neutrality_forecast.model.fitted import FittedModel, fit_compiled
 from neutrality_forecast.model.hazard import HazardModel
+from neutrality_forecast.model.known import CaseHistory
 from neutrality_forecast.sampling import CompiledModel
 
 __all__ = [
@@ -276,10 +277,12 @@ def run_folds(
     ``exclude``: cases left out of every refit (external holdout cases). Folds that need a
     refit are collected and run at the end, locally or on the Dask cluster at
     ``scheduler`` (:mod:`neutrality_forecast.backtest.refits`). ``known_cache`` (a dict)
-    keeps each case's questions as known at each origin for another pass over the same
-    ``source`` (the evidence-free twin's): they do not depend on the draws. ``timing`` (a
-    dict) accumulates seconds by part: ``weights`` (cluster states and importance weights),
-    ``questions`` (questions as known at each origin), ``forecast`` and ``refits``.
+    keeps each case's :class:`~neutrality_forecast.model.known.CaseHistory`, its
+    questions as known at each origin and the clusters' origin-month rows for another pass
+    over the same ``source`` (the evidence-free twin's): they do not depend on the draws.
+    ``timing`` (a dict) accumulates seconds by part: ``weights`` (cluster states and
+    importance weights), ``questions`` (questions as known at each origin and their
+    origin-month rows), ``forecast`` and ``refits``.
     """
     from neutrality_forecast.backtest.refits import RefitJob, execute_refits
 
@@ -297,7 +300,9 @@ def run_folds(
     def known_at(case_id: str, origin) -> list[Question]:
         key = (case_id, pd.Timestamp(origin))
         if key not in cache:
-            cache[key] = timed("questions", _known, source, case_id, origin, cfg, data)
+            if case_id not in cache:  # the case's questions, built once and cut per origin
+                cache[case_id] = timed("questions", CaseHistory, source, case_id, cfg, data)
+            cache[key] = timed("questions", cache[case_id].at, origin)
         return cache[key]
 
     if refit_budget is None and s.max_refits is not None:
@@ -316,10 +321,13 @@ def run_folds(
             ):
                 started = [c for c in cases if source.case(c)["window_start"] <= origin]
                 known = [q for c in started for q in known_at(c, origin)]
+                key = ("rows", tuple(started), pd.Timestamp(origin))
+                if key not in cache:  # shared with the twin's pass
+                    cache[key] = timed("questions", origin_rows, known, data)
                 draws, fw = timed(
                     "weights", fold_draws, fitted_draws, state, known, data,
                     evidence=evidence, n_out=s.n_out, rng=rng, max_khat=s.max_khat,
-                    min_ess=s.min_ess,
+                    min_ess=s.min_ess, rows=cache[key],
                 )  # fmt: skip
                 rec = {
                     "cluster": cluster, "case_id": case_id, "origin": origin.date().isoformat(),

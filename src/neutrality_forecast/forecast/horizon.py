@@ -193,9 +193,16 @@ def chain_probabilities(
     n_draws, n_seg = hazards[0][0].shape
     prob = _start_state(n_draws, start)
     out = np.empty((n_draws, n_seg, 2 ** len(hazards)))
+    # each question's occurrence probability per segment, once (not once per state)
+    occ = [
+        tuple(np.stack([1.0 - (1.0 - h[:, t]) ** exposures[t] for t in range(n_seg)])
+              for h in pair)
+        for pair in hazards
+    ]  # fmt: skip
     for t in range(n_seg):
         prob = chain_step(prob, hazards, t, exposures[t], linked=linked, revision=revision,
-                          neutral_standing=neutral_standing)  # fmt: skip
+                          neutral_standing=neutral_standing,
+                          occ=[(free[t], stand[t]) for free, stand in occ])  # fmt: skip
         out[:, t, :] = prob
     return out
 
@@ -216,23 +223,26 @@ def chain_step(
     linked: list[bool],
     revision: int | None,
     neutral_standing: bool,
+    occ: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """One segment of :func:`chain_probabilities`: state probabilities after segment ``t``.
 
     ``prob`` (draws, 2**n) holds the state probabilities before the segment; ``exposure``
-    is the share of segment ``t``'s month at risk.
+    is the share of segment ``t``'s month at risk. ``occ``: each question's occurrence
+    probabilities in the segment, ``1 - (1 - h_t) ** exposure`` (free, standing), if
+    already computed.
     """
     n = len(hazards)
+    if occ is None:
+        occ = [(1.0 - (1.0 - hf[:, t]) ** exposure, 1.0 - (1.0 - hs[:, t]) ** exposure)
+               for hf, hs in hazards]  # fmt: skip
     new = np.zeros_like(prob)
     for a in range(2**n):
         if not prob[:, a].any():
             continue
         bits = [(a >> i) & 1 for i in range(n)]
         standing = neutral_standing and not (revision is not None and bits[revision])
-        p_occ = [
-            1.0 - (1.0 - hazards[i][1 if standing and linked[i] else 0][:, t]) ** exposure
-            for i in range(n)
-        ]
+        p_occ = [occ[i][1 if standing and linked[i] else 0] for i in range(n)]
         open_ = [i for i in range(n) if not bits[i]]
         for flips in itertools.product([0, 1], repeat=len(open_)):
             p = prob[:, a].copy()

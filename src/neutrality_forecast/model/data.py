@@ -28,7 +28,7 @@ importance weights by origin).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -416,21 +416,12 @@ def questions_at(
 
     Events not yet known and occurrences after ``as_of`` are left out; question, case and
     partner indices are those of the same questions in ``data`` (a fitted model's), so the
-    fitted effects apply.
+    fitted effects apply. For many dates of one case, build
+    :class:`~neutrality_forecast.model.known.CaseHistory` once and call its ``at``.
     """
-    as_of = pd.Timestamp(as_of)
-    case = case_set.case(case_id)
-    cut = case_set.subset([case_id])
-    if as_of < case["window_end"]:
-        cut = cut.truncate(case_id, as_of)
-    labels = {lbl: i for i, lbl in enumerate(data.question_labels)}
-    c_idx = data.case_ids.index(case_id) if case_id in data.case_ids else -1
-    out = []
-    for q in build_questions(cut, config, data.partners):
-        if q.label not in labels:
-            raise KeyError(f"question {q.label!r} is not in the fitted model")
-        out.append(replace(q, q_idx=labels[q.label], case_idx=c_idx))
-    return out
+    from neutrality_forecast.model.known import CaseHistory
+
+    return CaseHistory(case_set, case_id, config, data).at(as_of)
 
 
 #: columns that identify a binomial row besides its covariates

@@ -97,15 +97,23 @@ class FittedModel:
         return json.loads(self.idata.attrs.get("attempts", "[]"))
 
     def questions_at(self, case_id: str, as_of=None) -> list:
-        """The case's questions as known on ``as_of`` (default: its window end)."""
+        """The case's questions as known on ``as_of`` (default: its window end).
+
+        The case's :class:`~neutrality_forecast.model.known.CaseHistory` is built on the
+        first call and kept, so later dates (the report's replays) cost array cuts only.
+        """
         import pandas as pd
 
-        from neutrality_forecast.model.data import questions_at
+        from neutrality_forecast.model.known import CaseHistory
 
         end = pd.Timestamp(self.case_set.case(case_id)["window_end"])
         if as_of is None or pd.Timestamp(as_of) >= end:
             return self.data.questions_of(case_id)
-        return questions_at(self.case_set, case_id, pd.Timestamp(as_of), self.config, self.data)
+        histories = self.extra.setdefault("_histories", {})
+        key = (case_id, id(self.case_set), id(self.config), id(self.data))  # if reassigned
+        if key not in histories:
+            histories[key] = CaseHistory(self.case_set, case_id, self.config, self.data)
+        return histories[key].at(pd.Timestamp(as_of))
 
     def draws(self) -> dict[str, np.ndarray]:
         """Posterior draws of the forecast parameters, chains stacked first.

@@ -32,12 +32,29 @@ def linear_predictor(
     if has_p.any():
         eta[:, has_p] += draws["partner"][:, k[has_p], p[has_p]]
     if x.shape[1]:
-        eta += np.einsum("rf,srf->sr", x, draws["beta"][:, k, :])
+        eta += _evidence_term(np.asarray(x, float), draws["beta"], k)
     eta += draws["rho"][:, k] * np.asarray(recurrence, float)
     eta -= draws["gamma"][:, k] * np.asarray(standing, float)
     if q_idx is not None:
         eta += draws["u"][:, np.asarray(q_idx, dtype=int)]
     return eta
+
+
+def _evidence_term(x: np.ndarray, beta: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``sum_f x[r, f] beta[s, k_r, f]`` for every draw and row: shape (S, R).
+
+    Summed feature by feature within each family's rows, in the order of an ``einsum``
+    over ``beta[:, k, :]`` but without gathering that (S, R, F) array (0.4 s of 0.65 s for
+    2,000 draws of a 1,080-row cluster).
+    """
+    out = np.zeros((beta.shape[0], len(k)))
+    for fam in np.unique(k):
+        sel = np.flatnonzero(k == fam)
+        part = np.zeros((beta.shape[0], len(sel)))
+        for f in range(x.shape[1]):
+            part += beta[:, fam, f][:, None] * x[sel, f]
+        out[:, sel] = part
+    return out
 
 
 def _rows(data: ModelData, rows) -> dict[str, np.ndarray]:
