@@ -155,6 +155,10 @@ class ClusterState:
     #: ``effects`` laid out for the compiled loop (prepared once per cluster)
     prepared: Effects | None = None
 
+    def __post_init__(self) -> None:
+        if self.prepared is None:
+            self.prepared = Effects.of(self.effects)
+
 
 def cluster_state(
     draws: dict[str, np.ndarray],
@@ -238,8 +242,8 @@ def fold_draws(
         if done > 0:
             ll_pre += state.month_cum[:, :, done - 1]
         q_pos = last["q_idx"].map(pos).to_numpy(int)
-        eff = state.effects if state.prepared is None else state.prepared
-        ll_pre += cluster_loglik(fixed_eta(draws, last, evidence=evidence), eff, last, q_pos)
+        eta0 = fixed_eta(draws, last, evidence=evidence)
+        ll_pre += cluster_loglik(eta0, state.prepared, last, q_pos)
     log_w = ll_pre - state.log_marginal[:, None]
     fw = importance_fold(log_w, max_khat=max_khat, min_ess=min_ess)
     if not fw.accepted:

@@ -37,6 +37,7 @@ __all__ = [
     "QuestionEvidence",
     "known_dates",
     "month_index",
+    "monthly_evidence",
     "question_evidence",
     "stock_from_inflow",
 ]
@@ -134,25 +135,42 @@ def question_evidence(
 ) -> QuestionEvidence:
     """Monthly inflow of evidence for one question from its case's events."""
     n_months = max(last_month - first_month + 1, 0)
-    n_cat = len(cfg.categories)
-    inflow = np.zeros((n_months, n_cat))
-    steps = np.zeros(n_months)
-    volume = np.zeros(n_months)
     if len(events) == 0:
         empty = np.zeros(0)
-        return QuestionEvidence(
-            first_month, inflow, steps, volume, (), np.zeros(0, int),
-            np.zeros((0, n_cat)), empty, empty,
-        )  # fmt: skip
+        none = np.zeros((0, len(cfg.categories)))
+        return monthly_evidence(first_month, n_months, (), np.zeros(0, int), none, empty, empty)
     ev = events if isinstance(events, EventArrays) else EventArrays.from_frame(events, cfg)
     contrib = category_matrix(ev, country, partner, cfg) * ev.weight[:, None]
     step = step_matrix(ev, outcome, partner, cfg) * ev.weight
-    months = np.asarray(month_index(ev.known), dtype=int) - first_month
+    months = np.asarray(month_index(ev.known), dtype=int)
+    return monthly_evidence(first_month, n_months, ev.event_ids, months, contrib, step, ev.weight)
+
+
+def monthly_evidence(
+    first_month: int,
+    n_months: int,
+    event_ids: tuple[str, ...],
+    event_months: np.ndarray,
+    contributions: np.ndarray,
+    step_contributions: np.ndarray,
+    weights: np.ndarray,
+) -> QuestionEvidence:
+    """Sum weighted events into the ``n_months`` months from ``first_month``.
+
+    Events are added in their order (:func:`numpy.add.at`); those known outside the months
+    stay in the per-event arrays. Shared by :func:`question_evidence` and the cut of a
+    question at an earlier date (:mod:`neutrality_forecast.model.known`), which therefore
+    give the same values.
+    """
+    inflow = np.zeros((n_months, contributions.shape[1]))
+    steps = np.zeros(n_months)
+    volume = np.zeros(n_months)
+    months = event_months - first_month
     keep = (months >= 0) & (months < n_months)
-    np.add.at(inflow, months[keep], contrib[keep])
-    np.add.at(steps, months[keep], step[keep])
-    np.add.at(volume, months[keep], ev.weight[keep])
+    np.add.at(inflow, months[keep], contributions[keep])
+    np.add.at(steps, months[keep], step_contributions[keep])
+    np.add.at(volume, months[keep], weights[keep])
     return QuestionEvidence(
-        first_month, inflow, steps, volume, ev.event_ids, months + first_month,
-        contrib, step, ev.weight,
+        first_month, inflow, steps, volume, event_ids, event_months, contributions,
+        step_contributions, weights,
     )  # fmt: skip

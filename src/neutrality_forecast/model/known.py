@@ -29,7 +29,7 @@ import pandas as pd
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.config import Config
 from neutrality_forecast.evidence import QuestionEvidence, month_index
-from neutrality_forecast.evidence.covariates import known_dates
+from neutrality_forecast.evidence.covariates import known_dates, monthly_evidence
 
 __all__ = ["CaseHistory"]
 
@@ -125,27 +125,12 @@ class CaseHistory:
 def _cut_evidence(ev: QuestionEvidence, keep: np.ndarray, last_month: int) -> QuestionEvidence:
     """``ev`` with only the events in ``keep``, its months ending at ``last_month``.
 
-    Same arithmetic as :func:`~neutrality_forecast.evidence.question_evidence` on the kept
-    events (same order), hence the same values.
+    The same sums as :func:`~neutrality_forecast.evidence.question_evidence` on the kept
+    events (same order, same function), hence the same values.
     """
-    first = ev.first_month
-    n = max(last_month - first + 1, 0)
-    inflow = np.zeros((n, ev.inflow.shape[1]))
-    steps = np.zeros(n)
-    volume = np.zeros(n)
-    if len(ev.event_ids) == 0 or not keep.any():
-        empty = np.zeros(0)
-        none = np.zeros((0, ev.inflow.shape[1]))
-        ids = np.zeros(0, int)
-        return QuestionEvidence(first, inflow, steps, volume, (), ids, none, empty, empty)
-    idx = np.flatnonzero(keep)
-    months = ev.event_months[idx] - first
-    contrib, step, weight = ev.contributions[idx], ev.step_contributions[idx], ev.weights[idx]
-    inside = (months >= 0) & (months < n)
-    np.add.at(inflow, months[inside], contrib[inside])
-    np.add.at(steps, months[inside], step[inside])
-    np.add.at(volume, months[inside], weight[inside])
-    return QuestionEvidence(
-        first, inflow, steps, volume, tuple(ev.event_ids[i] for i in idx), months + first,
-        contrib, step, weight,
+    idx = np.flatnonzero(keep)  # keep: the case's events, in the order of ev's arrays
+    return monthly_evidence(
+        ev.first_month, max(last_month - ev.first_month + 1, 0),
+        tuple(ev.event_ids[i] for i in idx), ev.event_months[idx], ev.contributions[idx],
+        ev.step_contributions[idx], ev.weights[idx],
     )  # fmt: skip
