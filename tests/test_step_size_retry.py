@@ -37,15 +37,27 @@ def _diverging_below(threshold: float, n_divergent: int, calls: list):
     return sample
 
 
+#: the shipped policy: first target_accept, then the retries (models/model.toml)
+_S = nf.load_config().model.sampling
+FIRST, RETRY = _S.target_accept, _S.retry_target_accept
+
+
+def test_shipped_policy_starts_at_the_studied_target():
+    """0.9, then 0.95 and 0.99: the initial step-size study (docs/performance.md)."""
+    assert (FIRST, RETRY) == (0.9, [0.95, 0.99])
+
+
 def test_divergent_fit_is_sampled_again_at_the_next_target(monkeypatch, tmp_path):
     calls: list = []
-    monkeypatch.setattr(pm, "sample", _diverging_below(0.9, 3, calls))
+    monkeypatch.setattr(pm, "sample", _diverging_below(RETRY[0], 3, calls))
     cs = nf.load_case_set(TINY)
     fitted = nf.fit(cs, nf.load_config(), sampler="pymc", draws=40, chains=2, seed=11)
-    assert [c[0] for c in calls] == [0.8, 0.95]
+    assert [c[0] for c in calls] == [FIRST, RETRY[0]]
     assert {c[1] for c in calls} == {11}  # same seed for every attempt
     attempts = fitted.attempts
-    assert [(a["target_accept"], a["divergences"]) for a in attempts] == [(0.8, 3), (0.95, 0)]
+    assert [(a["target_accept"], a["divergences"]) for a in attempts] == [
+        (FIRST, 3), (RETRY[0], 0)
+    ]
     assert all(a["seconds"] >= 0 for a in attempts)
     assert fitted.gate.divergences == 0  # the gate judges the kept attempt
     write_diagnostics(fitted, tmp_path)
@@ -61,7 +73,7 @@ def test_a_fit_that_never_stops_diverging_fails_the_gate(monkeypatch):
     monkeypatch.setattr(pm, "sample", _diverging_below(1.0, 2, calls))
     cs = nf.load_case_set(TINY)
     fitted = nf.fit(cs, nf.load_config(), sampler="pymc", draws=40, chains=2)
-    assert [c[0] for c in calls] == [0.8, 0.95, 0.99]
+    assert [c[0] for c in calls] == [FIRST, *RETRY]
     assert [a["divergences"] for a in fitted.attempts] == [2, 2, 2]
     assert not fitted.gate.passed and "divergences" in fitted.gate.failed
 
@@ -70,8 +82,8 @@ def test_a_clean_first_attempt_is_kept(monkeypatch):
     calls: list = []
     monkeypatch.setattr(pm, "sample", _diverging_below(0.5, 5, calls))
     fitted = nf.fit(nf.load_case_set(TINY), nf.load_config(), sampler="pymc", draws=40, chains=2)
-    assert [c[0] for c in calls] == [0.8]
-    assert fitted.attempts == [{"target_accept": 0.8, "divergences": 0, "draws": 40,
+    assert [c[0] for c in calls] == [FIRST]
+    assert fitted.attempts == [{"target_accept": FIRST, "divergences": 0, "draws": 40,
                                 "seconds": fitted.attempts[0]["seconds"]}]  # fmt: skip
 
 

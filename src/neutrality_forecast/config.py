@@ -178,7 +178,7 @@ class SamplingSettings(_Strict):
     tune: int = Field(default=1000, ge=0)
     chains: int = Field(default=4, gt=0)
     seed: int = 20160609
-    target_accept: float = Field(default=0.8, gt=0, lt=1)
+    target_accept: float = Field(default=0.9, gt=0, lt=1)
     #: targets tried in turn, same seed, while a fit has more divergences than the gate allows
     retry_target_accept: list[float] = [0.95, 0.99]
     sampler: Literal["auto", "nutpie", "pymc", "numpyro"] = "auto"

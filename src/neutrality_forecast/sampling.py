@@ -46,6 +46,7 @@ import pymc as pm
 
 from neutrality_forecast import numpyro_nuts
 from neutrality_forecast.deterministics import Deterministics
+from neutrality_forecast.nutpie_numba import compile_nutpie_numba
 from neutrality_forecast.stopping import StopRule, sample_until
 
 __all__ = [
@@ -222,7 +223,9 @@ class CompiledModel:
         numba (the default) compiles the log density and its gradient only (the
         deterministics are computed after sampling when :class:`Deterministics` can; 25 s
         instead of 40 s for the shipped model in a fresh process on the 2-core machine)
-        and then takes new data through ``with_data`` without compiling again. The JAX backend
+        and then takes new data through ``with_data`` without compiling again. Its two C
+        wrappers are cached on disk per model structure
+        (:func:`~neutrality_forecast.nutpie_numba.compile_nutpie_numba`). The JAX backend
         compiles in about 2 s but folds the data into the program: new data mean a
         recompilation (:meth:`sample`).
         """
@@ -231,10 +234,10 @@ class CompiledModel:
         if self._data_folded:
             return nutpie.compile_pymc_model(self.model, backend="jax", gradient_backend="jax")
         if self._deterministics is not None:  # only the free variables in the program
-            return nutpie.compile_pymc_model(
+            return compile_nutpie_numba(
                 self.model, var_names=[rv.name for rv in self.model.free_RVs]
             )
-        return nutpie.compile_pymc_model(self.model)
+        return compile_nutpie_numba(self.model)
 
     def _expand(self, idata: az.InferenceData) -> az.InferenceData:
         """Add the deterministics the compiled program left out (see ``deterministics``)."""
