@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pymc as pm
 import pytest
 
 nutpie = pytest.importorskip("nutpie")

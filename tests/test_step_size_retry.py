@@ -55,9 +55,7 @@ def test_divergent_fit_is_sampled_again_at_the_next_target(monkeypatch, tmp_path
     assert [c[0] for c in calls] == [FIRST, RETRY[0]]
     assert {c[1] for c in calls} == {11}  # same seed for every attempt
     attempts = fitted.attempts
-    assert [(a["target_accept"], a["divergences"]) for a in attempts] == [
-        (FIRST, 3), (RETRY[0], 0)
-    ]
+    assert [(a["target_accept"], a["divergences"]) for a in attempts] == [(FIRST, 3), (RETRY[0], 0)]
     assert all(a["seconds"] >= 0 for a in attempts)
     assert fitted.gate.divergences == 0  # the gate judges the kept attempt
     write_diagnostics(fitted, tmp_path)

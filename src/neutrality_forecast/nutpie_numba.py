@@ -160,6 +160,7 @@ def compile_nutpie_numba(model, *, var_names: list[str] | None = None) -> Any:
         As :func:`nutpie.compile_pymc_model` ``(model, var_names=var_names)`` returns it;
         ``cache_hits`` of its ``compiled_logp_func`` says whether the log-density wrapper
         was loaded from disk.
+
     """
     import nutpie
 
@@ -167,7 +168,8 @@ def compile_nutpie_numba(model, *, var_names: list[str] | None = None) -> Any:
         from nutpie import compile_pymc as cp
 
         helpers = (cp._make_functions, cp.make_extraction_fn, cp.make_user_data,
-                   cp._prepare_dims_and_coords, cp._wrap_with_lock, cp.CompiledPyMCModel)  # fmt: skip
+                   cp._prepare_dims_and_coords, cp._wrap_with_lock,
+                   cp.CompiledPyMCModel)  # fmt: skip
     except (ImportError, AttributeError):
         helpers = None
     if helpers is None or not nutpie.__version__.startswith(NUTPIE_SERIES):
