@@ -68,7 +68,10 @@ print(json.dumps({"seconds": s, "ess_bulk": float(az.ess(post, method="bulk").to
 
 
 def _fresh_fit(folder: Path, seed: int, cache: str) -> dict:
-    env = {"NF_CACHE_DIR": cache, "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    # PyTensor's compile directory under ``cache`` too: it holds the compiled nutpie program
+    # (src/neutrality_forecast/nutpie_numba.py), so "first" really starts empty
+    env = {"NF_CACHE_DIR": cache, "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+           "PYTENSOR_FLAGS": f"base_compiledir={cache}/pytensor"}  # fmt: skip
     out = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(seed)], env=env,
                          capture_output=True, text=True, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
