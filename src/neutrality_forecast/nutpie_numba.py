@@ -52,6 +52,9 @@ _log = logging.getLogger(__name__)
 WRAPPER_VERSION = 1
 #: nutpie versions whose private helpers this module follows
 NUTPIE_SERIES = ("0.16.",)
+#: the private parts of ``nutpie.compile_pymc`` used here
+_HELPERS = ("_make_functions", "make_extraction_fn", "make_user_data",
+            "_prepare_dims_and_coords", "_wrap_with_lock", "CompiledPyMCModel")  # fmt: skip
 
 _LOGP_SRC = """
 def nf_nutpie_logp(dim, x_, out_, logp_, user_data_):
@@ -119,8 +122,8 @@ def _graph_key(pt_function) -> str | None:
     """PyTensor's cache key of a compiled numba function, or None when it has none."""
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
-    jit_fn = pt_function.vm.jit_fn
-    return CACHED_SRC_FUNCTIONS.get(getattr(jit_fn, "py_func", None))
+    py_func = getattr(pt_function.vm.jit_fn, "py_func", None)
+    return None if py_func is None else CACHED_SRC_FUNCTIONS.get(py_func)
 
 
 def _wrapper(src: str, name: str, env: dict, key: str | None, c_sig):
@@ -140,8 +143,7 @@ def _wrapper(src: str, name: str, env: dict, key: str | None, c_sig):
             return numba.cfunc(c_sig, cache=True)(fn)
     except Exception as exc:  # noqa: BLE001 - a broken cache entry must not stop a fit
         _log.warning("nutpie wrapper %s not loaded from the cache (%s): compiling it", name, exc)
-        fresh = compile_numba_function_src(src, name, global_env=env)
-        return numba.cfunc(c_sig)(fresh)
+        return numba.cfunc(c_sig)(fn)  # without cache=True numba does not look it up
 
 
 def compile_nutpie_numba(model, *, var_names: list[str] | None = None) -> Any:
@@ -163,16 +165,11 @@ def compile_nutpie_numba(model, *, var_names: list[str] | None = None) -> Any:
 
     """
     import nutpie
+    from nutpie import compile_pymc as cp
 
-    try:
-        from nutpie import compile_pymc as cp
-
-        helpers = (cp._make_functions, cp.make_extraction_fn, cp.make_user_data,
-                   cp._prepare_dims_and_coords, cp._wrap_with_lock,
-                   cp.CompiledPyMCModel)  # fmt: skip
-    except (ImportError, AttributeError):
-        helpers = None
-    if helpers is None or not nutpie.__version__.startswith(NUTPIE_SERIES):
+    if not nutpie.__version__.startswith(NUTPIE_SERIES) or not all(
+        hasattr(cp, name) for name in _HELPERS
+    ):
         _log.info("nutpie %s: its own compilation (wrappers not cached)", nutpie.__version__)
         return nutpie.compile_pymc_model(model, var_names=var_names)
     return _compile(model, var_names, cp)
