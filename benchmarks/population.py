@@ -18,7 +18,9 @@ into tests). Writes ``summary.json`` (keys below) and prints it.
   within covariate bins);
 * ``loco_population_seconds`` and ``loco_refit_share``: the leave-cluster-out backtest
   (model + evidence-free twin, every cluster);
-* ``peak_rss_gb``: the largest resident set of the processes above.
+* ``peak_rss_gb``: the largest resident set of the processes above; with
+  ``--loco-workers N`` also ``loco_peak_rss_gb_all_processes`` (this process's peak plus N
+  times the largest worker's: an upper bound on what the run held at once).
 
 The synthetic population comes from :func:`neutrality_forecast.synthetic.synthetic_population`
 (60 cases x 180 months, 3-6 events per case-year, clusters of 1-2 cases by default).
@@ -115,6 +117,12 @@ def main() -> None:
         default=8,
         help="refit cap of the leave-cluster-out run (as in docs/model-study.md)",
     )
+    ap.add_argument(
+        "--loco-workers",
+        type=int,
+        default=1,
+        help="local processes for the clusters' importance-sampling passes (same results)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp())
@@ -167,8 +175,15 @@ def main() -> None:
 
         t = time.perf_counter()
         settings = BacktestSettings(seed=1, max_refits=args.loco_max_refits)
-        res = run_backtest(cs, nf.load_config(), settings=settings, progressbar=False)
+        res = run_backtest(cs, nf.load_config(), settings=settings, progressbar=False,
+                           workers=args.loco_workers)  # fmt: skip
         summary["loco_population_seconds"] = time.perf_counter() - t
+        summary["loco_workers"] = args.loco_workers
+        if args.loco_workers > 1:  # the workers hold memory at the same time as this process
+            worker = res.summary.get("worker_peak_rss_gb") or 0.0
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+            summary["loco_worker_peak_rss_gb"] = worker
+            summary["loco_peak_rss_gb_all_processes"] = own + args.loco_workers * worker
         summary["loco_refit_share"] = res.summary["folds"]["refit_share"]
         summary["loco_folds"] = res.summary["folds"]
         summary["loco_seconds_by_part"] = res.summary.get("seconds_by_part")

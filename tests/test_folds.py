@@ -85,3 +85,32 @@ def test_backtest_counts_refits(mocked):
     assert (f["method"] == "refit").sum() == 2  # the cap
     assert (f["method"] == "dropped").sum() == len(f) - 2
     assert {r["origin"] for r in rows} <= set(f.loc[f["method"] == "refit", "origin"])
+
+
+def test_cluster_passes_in_worker_processes_equal_one_process(mocked):
+    """Spawned workers give the same rows, folds and refit decisions as one process."""
+    cs = nf.load_case_set(TINY)
+    s = BacktestSettings(origin_step_months=12, horizons=(6, 12), draws=40, chains=2,
+                         sampler="pymc", n_effects=8, n_out=200, min_ess=150, max_refits=0)  # fmt: skip
+    runner = _Runner(cs, nf.load_config(), s)
+    full, _ = runner.fit(cs, evidence=True, seed=1, tag="full")
+    jobs = [("XTC", ["XTC"]), ("XTA", ["XTA"]), ("XTB", ["XTB"])]
+    timing: dict = {}
+    one = run_folds(runner, full.draws(), evidence=True, source=cs, jobs=jobs)
+    rss: list = []
+    two = run_folds(runner, full.draws(), evidence=True, source=cs, jobs=jobs, workers=2,
+                    timing=timing, worker_rss=rss)  # fmt: skip
+    f1, f2 = pd.DataFrame(one[1]), pd.DataFrame(two[1])
+    pd.testing.assert_frame_equal(f1, f2)
+    assert set(f1["method"]) >= {"psis"} and len(f1) > 10
+    r1, r2 = pd.DataFrame(one[0]), pd.DataFrame(two[0])
+    assert len(r1) > 0
+    pd.testing.assert_frame_equal(r1, r2)
+    assert timing["weights"] > 0 and timing["forecast"] > 0 and len(rss) == len(jobs)
+
+
+def test_run_passes_rejects_zero_workers():
+    from neutrality_forecast.backtest.passes import run_passes
+
+    with pytest.raises(ValueError, match="workers"):
+        run_passes(None, [], workers=0)

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from neutrality_forecast.backtest.folds import cluster_state, fold_draws, origin_rows
 from neutrality_forecast.backtest.scoring import brier, log_score
 from neutrality_forecast.backtest.summary import summarise
 from neutrality_forecast.casesets import CaseSet
@@ -32,14 +31,12 @@ from neutrality_forecast.config import Config
 from neutrality_forecast.forecast.horizon import question_probabilities
 from neutrality_forecast.model.data import (
     ModelData,
-    Question,
     build_model_data,
     padded_rows,
     questions_at,
 )
 from neutrality_forecast.model.fitted import FittedModel, fit_compiled
 from neutrality_forecast.model.hazard import HazardModel
-from neutrality_forecast.model.known import CaseHistory
 from neutrality_forecast.sampling import CompiledModel
 
 __all__ = [
@@ -269,94 +266,56 @@ def run_folds(
     client=None,
     known_cache: dict | None = None,
     timing: dict[str, float] | None = None,
+    workers: int = 1,
+    worker_rss: list[float] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Forecast rows and fold records for ``jobs`` = [(cluster, cases)] of ``source``.
 
     ``remove``: the cluster's data are in the fit and are removed by the weights
     (leave-cluster-out); ``False`` when the fit never saw them (external holdout).
-    ``exclude``: cases left out of every refit (external holdout cases). Folds that need a
-    refit are collected and run at the end, locally or on the Dask cluster at
-    ``scheduler`` (:mod:`neutrality_forecast.backtest.refits`). ``known_cache`` (a dict)
-    keeps each case's :class:`~neutrality_forecast.model.known.CaseHistory`, its
-    questions as known at each origin and the clusters' origin-month rows for another pass
-    over the same ``source`` (the evidence-free twin's): they do not depend on the draws.
-    ``timing`` (a dict) accumulates seconds by part: ``weights`` (cluster states and
-    importance weights), ``questions`` (questions as known at each origin and their
-    origin-month rows), ``forecast`` and ``refits``.
+    ``exclude``: cases left out of every refit (external holdout cases). The clusters'
+    passes run here or on ``workers`` local processes
+    (:func:`~neutrality_forecast.backtest.passes.run_passes`: same results). Folds that
+    need a refit are collected in cluster order, capped by ``refit_budget`` (folds over
+    it are dropped) and run at the end, locally or on the Dask cluster at ``scheduler``
+    (:mod:`neutrality_forecast.backtest.refits`). ``known_cache`` (a dict) keeps each
+    case's :class:`~neutrality_forecast.model.known.CaseHistory`, its questions as known at
+    each origin and the clusters' origin-month rows for another pass over the same
+    ``source`` (the evidence-free twin's; in this process only). ``timing`` (a dict)
+    accumulates seconds by part: ``weights`` (cluster states and importance weights),
+    ``questions`` (questions as known at each origin and their origin-month rows),
+    ``forecast`` (with workers: summed over the worker processes) and ``refits``;
+    ``worker_rss`` (a list) receives each worker pass's peak resident set (GB).
     """
-    from neutrality_forecast.backtest.refits import RefitJob, execute_refits
+    from neutrality_forecast.backtest.passes import FoldPass, run_passes
+    from neutrality_forecast.backtest.refits import execute_refits
 
-    s, cfg, data = runner.s, runner.config, runner.data
-    cache = {} if known_cache is None else known_cache
+    s = runner.s
     clock = {} if timing is None else timing
-
-    def timed(part: str, fn, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            clock[part] = clock.get(part, 0.0) + time.perf_counter() - t0
-
-    def known_at(case_id: str, origin) -> list[Question]:
-        key = (case_id, pd.Timestamp(origin))
-        if key not in cache:
-            if case_id not in cache:  # the case's questions, built once and cut per origin
-                cache[case_id] = timed("questions", CaseHistory, source, case_id, cfg, data)
-            cache[key] = timed("questions", cache[case_id].at, origin)
-        return cache[key]
-
     if refit_budget is None and s.max_refits is not None:
         refit_budget = [s.max_refits]
+    p = FoldPass(runner.config, s, runner.data, source, fitted_draws, evidence, remove,
+                 tuple(exclude))  # fmt: skip
+    passes = run_passes(p, jobs, workers=workers, cache=known_cache, progress=progress)
     rows, folds, refits = [], [], []
-    min_h = min(s.horizons)
-    for j, (cluster, cases) in enumerate(jobs):
-        rng = np.random.default_rng([s.seed, j, int(evidence)])
-        state = timed(
-            "weights", cluster_state, fitted_draws, data, cases, evidence=evidence,
-            n_effects=s.n_effects, rng=rng, remove=remove,
-        )  # fmt: skip
-        for case_id in cases:
-            for o_i, origin in enumerate(
-                origins_for(source.case(case_id), s.origin_step_months, min_h)
-            ):
-                started = [c for c in cases if source.case(c)["window_start"] <= origin]
-                known = [q for c in started for q in known_at(c, origin)]
-                key = ("rows", tuple(started), pd.Timestamp(origin))
-                if key not in cache:  # shared with the twin's pass
-                    cache[key] = timed("questions", origin_rows, known, data)
-                draws, fw = timed(
-                    "weights", fold_draws, fitted_draws, state, known, data,
-                    evidence=evidence, n_out=s.n_out, rng=rng, max_khat=s.max_khat,
-                    min_ess=s.min_ess, rows=cache[key],
-                )  # fmt: skip
-                rec = {
-                    "cluster": cluster, "case_id": case_id, "origin": origin.date().isoformat(),
-                    "evidence": evidence, "khat": fw.khat, "ess": fw.ess, "reason": fw.reason,
-                    "method": "psis" if draws is not None else "refit",
-                }  # fmt: skip
-                folds.append(rec)
-                if draws is None:
-                    if refit_budget is not None and refit_budget[0] <= 0:
-                        rec["method"] = "dropped"
-                        continue
-                    if refit_budget is not None:
-                        refit_budget[0] -= 1
-                    refits.append(
-                        RefitJob(cluster, tuple(cases), case_id, origin, evidence,
-                                 seed=s.seed + 7919 * (j + 1) + o_i, forecast_seed=s.seed + o_i,
-                                 exclude=tuple(exclude))
-                    )  # fmt: skip
-                    continue
-                qs = known_at(case_id, origin)
-                res = timed("forecast", runner.forecast, qs, draws, evidence=evidence,
-                            origin=origin, seed=s.seed + o_i)  # fmt: skip
-                rows += _rows(res, case_id, cluster, origin)
-                if progress is not None:
-                    progress()
-    more, _ = timed(
-        "refits", execute_refits, runner, source, refits, scheduler=scheduler, client=client,
-        progress=progress,
-    )  # fmt: skip
+    for cp in passes:  # cluster order: the budget goes to the same folds as in one process
+        for part, sec in cp.clock.items():
+            clock[part] = clock.get(part, 0.0) + sec
+        if worker_rss is not None and cp.peak_rss_gb:
+            worker_rss.append(cp.peak_rss_gb)
+        for idx, job in cp.pending:
+            if refit_budget is not None and refit_budget[0] <= 0:
+                cp.folds[idx]["method"] = "dropped"
+                continue
+            if refit_budget is not None:
+                refit_budget[0] -= 1
+            refits.append(job)
+        rows += cp.rows
+        folds += cp.folds
+    t0 = time.perf_counter()
+    more, _ = execute_refits(runner, source, refits, scheduler=scheduler, client=client,
+                             progress=progress)  # fmt: skip
+    clock["refits"] = clock.get("refits", 0.0) + time.perf_counter() - t0
     return rows + more, folds
 
 
@@ -422,6 +381,7 @@ def _evaluate(
     progressbar: bool,
     scheduler: str | None = None,
     client=None,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, _Runner]:
     from rich.progress import Progress
 
@@ -436,6 +396,7 @@ def _evaluate(
     folds: list[dict] = []
     known: dict = {}  # questions as known at each origin: the same for model and twin
     timing: dict[str, float] = {"full_fits": 0.0}
+    worker_rss: list[float] = []
     with Progress(disable=not progressbar, transient=True) as progress:
         for evidence in (True, False):
             t0 = time.perf_counter()
@@ -449,7 +410,7 @@ def _evaluate(
                 runner, fm.draws(), evidence=evidence, source=model_set, jobs=jobs,
                 progress=lambda t=task: progress.advance(t), refit_budget=budget,
                 remove=remove, exclude=exclude, scheduler=scheduler, client=client,
-                known_cache=known, timing=timing,
+                known_cache=known, timing=timing, workers=workers, worker_rss=worker_rss,
             )  # fmt: skip
             out[evidence], folds = rows, folds + f
     keys = ["case_id", "cluster", "outcome", "partner", "origin", "horizon"]
@@ -462,6 +423,9 @@ def _evaluate(
     scores = _score_all(score_truth(model_set, frame))
     # seconds by part (model and twin together; refits include their forecasts)
     extra: dict = {"seconds_by_part": {k: round(v, 1) for k, v in timing.items()}}
+    if workers > 1:
+        extra["workers"] = workers
+        extra["worker_peak_rss_gb"] = round(max(worker_rss, default=0.0), 3)
     if placebo and not scores.empty:
         from neutrality_forecast.backtest.placebo import placebo_skills
 
@@ -483,6 +447,7 @@ def run_backtest(
     progressbar: bool = True,
     scheduler: str | None = None,
     client=None,
+    workers: int = 1,
 ) -> BacktestResult:
     """Backtest the model and its two baselines.
 
@@ -513,6 +478,11 @@ def run_backtest(
     scheduler, client : optional
         Send the folds that need a refit to this Dask scheduler (address) or client; the
         results are identical to a local run with the same seeds.
+    workers : int
+        Run the clusters' importance-sampling passes on this many local processes
+        (:mod:`neutrality_forecast.backtest.passes`); the results are identical to one
+        process. Each worker holds the posterior and one cluster's states (about 0.5-1 GB
+        for a 60-case population).
 
     """
     if mode not in ("loco", "external", "both"):
@@ -527,7 +497,7 @@ def run_backtest(
         jobs = list(_cluster_cases(case_set).items())
         sc, fo, extra, runner = _evaluate(
             case_set, config, s, jobs=jobs, exclude=(), placebo=placebo,
-            progressbar=progressbar, scheduler=scheduler, client=client,
+            progressbar=progressbar, scheduler=scheduler, client=client, workers=workers,
         )  # fmt: skip
         parts.append(sc.assign(mode="loco"))
         fold_parts.append(fo.assign(mode="loco"))
@@ -550,7 +520,7 @@ def run_backtest(
         ]
         sc, fo, extra, runner = _evaluate(
             combined, config, s, jobs=jobs, exclude=tuple(holdout.case_ids), placebo=placebo,
-            progressbar=progressbar, scheduler=scheduler, client=client,
+            progressbar=progressbar, scheduler=scheduler, client=client, workers=workers,
         )  # fmt: skip
         sc["overlap"] = sc["case_id"].isin(list(overlaps))
         parts.append(sc.assign(mode="external"))

@@ -72,6 +72,14 @@ def backtest(
             "there (results identical to a local run with the same seeds).",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Local processes for the clusters' importance-sampling passes (results "
+            "identical to 1; each holds the posterior and a cluster's states).",
+        ),
+    ] = 1,
     replay: Annotated[
         str | None,
         typer.Option(
@@ -168,6 +176,7 @@ def backtest(
             result = run_backtest(
                 cs, cfg, mode=mode, holdout=holdout, settings=settings, placebo=placebo,
                 allow_overlap=allow_overlap, scheduler=scheduler, progressbar=_progress(),
+                workers=workers,
             )  # fmt: skip
     except HoldoutOverlapError as exc:
         raise _bad_input(exc) from None
