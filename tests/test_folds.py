@@ -91,7 +91,7 @@ def test_cluster_passes_in_worker_processes_equal_one_process(mocked):
     """Spawned workers give the same rows, folds and refit decisions as one process."""
     cs = nf.load_case_set(TINY)
     s = BacktestSettings(origin_step_months=12, horizons=(6, 12), draws=40, chains=2,
-                         sampler="pymc", n_effects=8, n_out=200, min_ess=150, max_refits=0)  # fmt: skip
+                         sampler="pymc", n_effects=8, n_out=200, min_ess=150, max_refits=2)  # fmt: skip
     runner = _Runner(cs, nf.load_config(), s)
     full, _ = runner.fit(cs, evidence=True, seed=1, tag="full")
     jobs = [("XTC", ["XTC"]), ("XTA", ["XTA"]), ("XTB", ["XTB"])]
@@ -102,7 +102,9 @@ def test_cluster_passes_in_worker_processes_equal_one_process(mocked):
                     timing=timing, worker_rss=rss)  # fmt: skip
     f1, f2 = pd.DataFrame(one[1]), pd.DataFrame(two[1])
     pd.testing.assert_frame_equal(f1, f2)
-    assert set(f1["method"]) >= {"psis"} and len(f1) > 10
+    # every branch: importance sampling, refits within the cap (in cluster order), dropped
+    assert set(f1["method"]) == {"psis", "refit", "dropped"} and len(f1) > 10
+    assert (f1["method"] == "refit").sum() == 2
     r1, r2 = pd.DataFrame(one[0]), pd.DataFrame(two[0])
     assert len(r1) > 0
     pd.testing.assert_frame_equal(r1, r2)
