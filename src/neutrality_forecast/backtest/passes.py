@@ -35,7 +35,18 @@ from neutrality_forecast.forecast.horizon import question_probabilities
 from neutrality_forecast.model.data import ModelData, Question
 from neutrality_forecast.model.known import CaseHistory
 
-__all__ = ["ClusterPass", "FoldPass", "cluster_pass", "run_passes"]
+__all__ = ["ClusterPass", "FoldPass", "cluster_pass", "deployed_forecast", "run_passes"]
+
+
+def deployed_forecast(
+    config: Config, data: ModelData, horizons, qs: list[Question], draws, *, evidence: bool,
+    origin, seed: int,
+) -> dict:  # fmt: skip
+    """The deployed forecast of ``qs`` at ``origin`` from ``draws`` (folds and refits)."""
+    return question_probabilities(
+        qs, draws, config=config, link_outcomes=data.link_outcomes, as_of=origin,
+        horizons=list(horizons), evidence=evidence, seed=seed,
+    )  # fmt: skip
 
 
 @dataclass
@@ -58,11 +69,8 @@ class FoldPass:
 
     def forecast(self, qs: list[Question], draws, *, origin, seed: int) -> dict:
         """The deployed forecast of ``qs`` at ``origin`` from ``draws``."""
-        return question_probabilities(
-            qs, draws, config=self.config, link_outcomes=self.data.link_outcomes,
-            as_of=origin, horizons=list(self.settings.horizons), evidence=self.evidence,
-            seed=seed,
-        )  # fmt: skip
+        return deployed_forecast(self.config, self.data, self.settings.horizons, qs, draws,
+                                 evidence=self.evidence, origin=origin, seed=seed)  # fmt: skip
 
 
 @dataclass
@@ -84,7 +92,7 @@ def cluster_pass(
     ``cache`` keeps each case's :class:`~neutrality_forecast.model.known.CaseHistory`, its
     questions as known at each origin and the origin-month rows (they do not depend on the
     draws: another pass over the same source reuses them). ``progress`` is called once per
-    fold.
+    fold forecast by importance sampling (refitted folds advance it when refitted).
     """
     from neutrality_forecast.backtest.refits import RefitJob
     from neutrality_forecast.backtest.runner import _rows, origins_for

@@ -28,7 +28,6 @@ from neutrality_forecast.backtest.scoring import brier, log_score
 from neutrality_forecast.backtest.summary import summarise
 from neutrality_forecast.casesets import CaseSet
 from neutrality_forecast.config import Config
-from neutrality_forecast.forecast.horizon import question_probabilities
 from neutrality_forecast.model.data import (
     ModelData,
     build_model_data,
@@ -238,10 +237,10 @@ class _Runner:
         return fm, data
 
     def forecast(self, qs, draws, *, evidence: bool, origin, seed: int) -> dict:
-        return question_probabilities(
-            qs, draws, config=self.config, link_outcomes=self.data.link_outcomes,
-            as_of=origin, horizons=list(self.s.horizons), evidence=evidence, seed=seed,
-        )  # fmt: skip
+        from neutrality_forecast.backtest.passes import deployed_forecast
+
+        return deployed_forecast(self.config, self.data, self.s.horizons, qs, draws,
+                                 evidence=evidence, origin=origin, seed=seed)  # fmt: skip
 
 
 def _cluster_cases(case_set: CaseSet) -> dict[str, list[str]]:
