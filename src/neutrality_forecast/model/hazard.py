@@ -189,72 +189,100 @@ class HazardModel:
 
     def build_model(self) -> pm.Model:
         """The PyMC model (short on purpose: the math is in the class docstring)."""
-        d, p = self.data, self.config.model.priors
+        d = self.data
         inputs = d.model_inputs(pad_to=self.pad_to)
-        q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
-        q_case = np.array([q.case_idx for q in d.questions], dtype=int)
         with pm.Model(coords=self.coords) as model:
             data = {}
             for name, value in inputs.items():
                 o = name.split("_", 1)[1]
                 dims = (f"obs_{o}", f"column_{o}") if name.startswith("design_") else f"obs_{o}"
                 data[name] = pm.Data(name, value, dims=dims)
-            mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
-            alpha = pm.Normal("alpha", mu_alpha, p.alpha_sigma_scale, dims="outcome")
-
-            loc = [p.feature_loc.get(f, 0.0) for f in d.features]
-            mu_beta = pm.Normal("mu_beta", loc, p.beta_mu_scale, dims="feature")
-            # signed scale factors: sigma = s |w|, effects s w z (see the class docstring)
-            w_beta = pm.Normal("w_beta", 0.0, 1.0)
-            pm.Deterministic("sigma_beta", p.beta_sigma_scale * pt.abs(w_beta))
-            z_beta = pm.Normal("z_beta", 0.0, 1.0, dims=("outcome", "feature"))
-            beta = pm.Deterministic(
-                "beta", mu_beta + p.beta_sigma_scale * w_beta * z_beta, dims=("outcome", "feature")
-            )
-
-            w_partner = pm.Normal("w_partner", 0.0, 1.0)
-            pm.Deterministic("sigma_partner", p.partner_sigma_scale * pt.abs(w_partner))
-            # sum-to-zero across partners (orthonormal contrasts): the family intercept
-            # carries the mean, so alpha and the partner effects are not confounded
-            z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "contrast"))
-            partner = pm.Deterministic(
-                "partner_effect",
-                p.partner_sigma_scale
-                * w_partner
-                * pt.dot(z_partner, zero_sum_basis(len(d.partners)).T),
-                dims=("recurrent_outcome", "partner"),
-            )
-
-            w_shared = pm.Normal("w_shared", 0.0, 1.0)
-            pm.Deterministic("sigma_shared", 0.5 * p.case_sigma_scale * pt.abs(w_shared))
-            z_shared = pm.Normal("z_shared", 0.0, 1.0, dims="case")
-            v = pm.Deterministic("v", 0.5 * p.case_sigma_scale * w_shared * z_shared, dims="case")
-            w_q = pm.Normal("w_q", 0.0, 1.0, dims="outcome")
-            pm.Deterministic("sigma_q", p.case_sigma_scale * pt.abs(w_q), dims="outcome")
-            z_q = pm.Normal("z_q", 0.0, 1.0, dims="question")
-            u = pm.Deterministic(
-                "u", v[q_case] + p.case_sigma_scale * w_q[q_outcome] * z_q, dims="question"
-            )
-
-            rho_k = recurrence_effect(d, p)
-            gamma_k = link_penalty(d, p)
-
-            # per family: theta_k matches the columns of ModelData.family_design; the
-            # question effects are gathered by index
-            loglik = 0.0
-            for k, o in enumerate(d.outcomes):
-                parts = [alpha[k : k + 1]]
-                if o in d.recurrent_outcomes:
-                    parts.append(partner[d.recurrent_outcomes.index(o)])
-                parts.append(beta[k])
-                if o in d.recurrent_outcomes:
-                    parts.append(rho_k[k : k + 1])
-                if o in d.link_outcomes:
-                    parts.append(-gamma_k[k : k + 1])
-                eta = pt.dot(data[f"design_{o}"], pt.concatenate(parts)) + u[data[f"q_{o}"]]
-                # binomial log-likelihood without its constant log C(n, y)
-                loglik = loglik + pt.sum(
-                    data[f"y_{o}"] * eta - data[f"trials_{o}"] * pt.softplus(eta)
-                )
-            pm.Potential("loglik", loglik)
+            alpha, beta, partner, v = self.population_effects()
+            u = self.question_effects(v)
+            rho_k = recurrence_effect(d, self.config.model.priors)
+            gamma_k = link_penalty(d, self.config.model.priors)
+            eta = self.family_predictors(data, alpha, beta, partner, rho_k, gamma_k)
+            pm.Potential("loglik", self.log_likelihood(data, eta, u))
         return model
+
+    def population_effects(self) -> tuple[pt.TensorVariable, ...]:
+        """Family intercepts, covariate effects, partner effects and case effects ``v``.
+
+        Adds their free variables to the model in context (priors: the class docstring).
+        """
+        d, p = self.data, self.config.model.priors
+        mu_alpha = pm.Normal("mu_alpha", p.alpha_mu_loc, p.alpha_mu_scale)
+        alpha = pm.Normal("alpha", mu_alpha, p.alpha_sigma_scale, dims="outcome")
+
+        loc = [p.feature_loc.get(f, 0.0) for f in d.features]
+        mu_beta = pm.Normal("mu_beta", loc, p.beta_mu_scale, dims="feature")
+        # signed scale factors: sigma = s |w|, effects s w z (see the class docstring)
+        w_beta = pm.Normal("w_beta", 0.0, 1.0)
+        pm.Deterministic("sigma_beta", p.beta_sigma_scale * pt.abs(w_beta))
+        z_beta = pm.Normal("z_beta", 0.0, 1.0, dims=("outcome", "feature"))
+        beta = pm.Deterministic(
+            "beta", mu_beta + p.beta_sigma_scale * w_beta * z_beta, dims=("outcome", "feature")
+        )
+
+        w_partner = pm.Normal("w_partner", 0.0, 1.0)
+        pm.Deterministic("sigma_partner", p.partner_sigma_scale * pt.abs(w_partner))
+        # sum-to-zero across partners (orthonormal contrasts): the family intercept
+        # carries the mean, so alpha and the partner effects are not confounded
+        z_partner = pm.Normal("z_partner", 0.0, 1.0, dims=("recurrent_outcome", "contrast"))
+        partner = pm.Deterministic(
+            "partner_effect",
+            p.partner_sigma_scale
+            * w_partner
+            * pt.dot(z_partner, zero_sum_basis(len(d.partners)).T),
+            dims=("recurrent_outcome", "partner"),
+        )
+
+        w_shared = pm.Normal("w_shared", 0.0, 1.0)
+        pm.Deterministic("sigma_shared", 0.5 * p.case_sigma_scale * pt.abs(w_shared))
+        z_shared = pm.Normal("z_shared", 0.0, 1.0, dims="case")
+        v = pm.Deterministic("v", 0.5 * p.case_sigma_scale * w_shared * z_shared, dims="case")
+        return alpha, beta, partner, v
+
+    def question_effects(self, v: pt.TensorVariable) -> pt.TensorVariable:
+        """Question effects ``u_q = v_c + sigma_k z_q`` (signed scale factors, non-centred)."""
+        d, p = self.data, self.config.model.priors
+        q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
+        q_case = np.array([q.case_idx for q in d.questions], dtype=int)
+        w_q = pm.Normal("w_q", 0.0, 1.0, dims="outcome")
+        pm.Deterministic("sigma_q", p.case_sigma_scale * pt.abs(w_q), dims="outcome")
+        z_q = pm.Normal("z_q", 0.0, 1.0, dims="question")
+        return pm.Deterministic(
+            "u", v[q_case] + p.case_sigma_scale * w_q[q_outcome] * z_q, dims="question"
+        )
+
+    def family_predictors(
+        self, data: dict, alpha, beta, partner, rho_k, gamma_k
+    ) -> dict[str, pt.TensorVariable]:
+        """Per family, ``Z_k theta_k``: the linear predictor of its rows without ``u``.
+
+        ``theta_k`` matches the columns of :meth:`ModelData.family_design`.
+        """
+        d = self.data
+        out = {}
+        for k, o in enumerate(d.outcomes):
+            parts = [alpha[k : k + 1]]
+            if o in d.recurrent_outcomes:
+                parts.append(partner[d.recurrent_outcomes.index(o)])
+            parts.append(beta[k])
+            if o in d.recurrent_outcomes:
+                parts.append(rho_k[k : k + 1])
+            if o in d.link_outcomes:
+                parts.append(-gamma_k[k : k + 1])
+            out[o] = pt.dot(data[f"design_{o}"], pt.concatenate(parts))
+        return out
+
+    def log_likelihood(self, data: dict, eta: dict, u: pt.TensorVariable) -> pt.TensorVariable:
+        """Binomial log-likelihood (logit link, without ``log C(n, y)``) of every family's rows.
+
+        The question effects are gathered by index: ``eta_r = Z_r theta_k + u[q_r]``.
+        """
+        loglik = 0.0
+        for o in self.data.outcomes:
+            e = eta[o] + u[data[f"q_{o}"]]
+            loglik = loglik + pt.sum(data[f"y_{o}"] * e - data[f"trials_{o}"] * pt.softplus(e))
+        return loglik
