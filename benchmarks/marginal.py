@@ -130,9 +130,7 @@ class MarginalHazardModel(CloglogHazardModel):
         x, w = np.polynomial.hermite.hermgauss(self.nodes)
         u_nodes = u_hat[:, None] + np.sqrt(2.0) * s_hat[:, None] * x[None, :]
         a = pt.exp(eta_e[:, None] + u_nodes[q_e])
-        ev_term = pt.inc_subtensor(
-            pt.zeros((n_q, self.nodes))[q_e], y_e[:, None] * pt.log1mexp(-a)
-        )
+        ev_term = pt.inc_subtensor(pt.zeros((n_q, self.nodes))[q_e], y_e[:, None] * pt.log1mexp(-a))
         g = (
             ev_term
             - pt.exp(u_nodes) * lam[:, None]
