@@ -197,12 +197,27 @@ def _accuracy(b, c) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("runs/marginal-study.jsonl"))
-    ap.add_argument("--data", nargs="+", default=["population", "shipped"])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--tune", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=20160609)
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/marginal-study.jsonl"),
+        help="JSON lines, appended: one per variant and data set, then the check",
+    )
+    ap.add_argument(
+        "--data",
+        nargs="+",
+        default=["population", "shipped"],
+        help="synthetic 60-case population (seed 1) and/or the shipped case set",
+    )
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        help="A shipped (logit), B cloglog, C cloglog with u integrated out",
+    )
+    ap.add_argument("--draws", type=int, default=1000, help="draws per chain (4 chains)")
+    ap.add_argument("--tune", type=int, default=1000, help="warm-up per chain")
+    ap.add_argument("--seed", type=int, default=20160609, help="sampler seed")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cfg = nf.load_config()
