@@ -106,3 +106,14 @@ def test_split_build_model_is_the_logit_likelihood(tiny_data):
         "mu_alpha", "alpha", "mu_beta", "w_beta", "z_beta", "w_partner", "z_partner",
         "w_shared", "z_shared", "w_q", "z_q", "rho", "gamma",
     ]  # fmt: skip
+
+
+def test_float32_likelihood_is_the_float64_one_to_single_precision(tiny_data):
+    data, cfg = tiny_data
+    study = _study()
+    models = [cls(data, cfg).build_model() for cls in (HazardModel, study.Float32HazardModel)]
+    point = _point(models[0], np.random.default_rng(4), 0.3)
+    ll64, ll32 = (_evaluate(m, [m["loglik"]], point)[0] for m in models)
+    assert ll32.dtype == np.float64
+    assert ll32 == pytest.approx(ll64, rel=1e-5)
+    assert ll32 != ll64  # evaluated in single precision, not the same graph

@@ -258,10 +258,12 @@ class HazardModel:
     def family_predictors(
         self, data: dict, alpha, beta, partner, rho_k, gamma_k
     ) -> dict[str, pt.TensorVariable]:
-        """Per family, ``Z_k theta_k``: the linear predictor of its rows without ``u``.
+        """Per family, ``Z_k theta_k``: the linear predictor of its rows without ``u``."""
+        thetas = self.family_parameters(alpha, beta, partner, rho_k, gamma_k)
+        return {o: pt.dot(data[f"design_{o}"], thetas[o]) for o in self.data.outcomes}
 
-        ``theta_k`` matches the columns of :meth:`ModelData.family_design`.
-        """
+    def family_parameters(self, alpha, beta, partner, rho_k, gamma_k) -> dict:
+        """Per family, ``theta_k`` matching the columns of :meth:`ModelData.family_design`."""
         d = self.data
         out = {}
         for k, o in enumerate(d.outcomes):
@@ -273,7 +275,7 @@ class HazardModel:
                 parts.append(rho_k[k : k + 1])
             if o in d.link_outcomes:
                 parts.append(-gamma_k[k : k + 1])
-            out[o] = pt.dot(data[f"design_{o}"], pt.concatenate(parts))
+            out[o] = pt.concatenate(parts)
         return out
 
     def log_likelihood(self, data: dict, eta: dict, u: pt.TensorVariable) -> pt.TensorVariable:
