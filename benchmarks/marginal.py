@@ -18,6 +18,7 @@ One JSON line per variant and data set, then the accuracy check of C against B::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -37,6 +38,14 @@ SHARED = [
     "mu_alpha", "alpha", "mu_beta", "sigma_beta", "beta", "sigma_partner", "partner_effect",
     "sigma_shared", "v", "sigma_q", "rho", "gamma",
 ]  # fmt: skip
+
+
+class _Inputs:
+    """The padded per-family arrays as NumPy constants, built once per model object."""
+
+    @functools.cached_property
+    def inputs(self) -> dict[str, np.ndarray]:
+        return self.data.model_inputs(pad_to=self.pad_to)
 
 
 class CloglogHazardModel(HazardModel):
@@ -62,7 +71,7 @@ class CloglogHazardModel(HazardModel):
         return loglik
 
 
-class MarginalHazardModel(CloglogHazardModel):
+class MarginalHazardModel(_Inputs, CloglogHazardModel):
     r"""The complementary log-log model with the question effects integrated out.
 
     With :math:`u_q \sim \mathcal N(v_{c_q}, \sigma_{k_q}^2)` and the rows of question
@@ -92,8 +101,7 @@ class MarginalHazardModel(CloglogHazardModel):
         """The prior mean and scale of every question's effect (the effects themselves are
         integrated out)."""
         d, p = self.data, self.config.model.priors
-        q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
-        q_case = np.array([q.case_idx for q in d.questions], dtype=int)
+        q_outcome, q_case = d.question_outcome_idx, d.question_case_idx
         sigma = pm.HalfNormal("sigma_q", p.case_sigma_scale, dims="outcome")
         return v[q_case], sigma[q_outcome]
 
@@ -101,7 +109,7 @@ class MarginalHazardModel(CloglogHazardModel):
         """Sum over questions of the quadrature approximation of :math:`\\log L_q`."""
         loc, scale = u
         n_q = len(self.data.questions)
-        inputs = self.data.model_inputs(pad_to=self.pad_to)
+        inputs = self.inputs
         lam = pt.zeros(n_q)
         eta_e, q_e, y_e = [], [], []
         for o in self.data.outcomes:
@@ -157,7 +165,7 @@ class MarginalHazardModel(CloglogHazardModel):
         return d1 - eu - prior, d2 - eu - prec
 
 
-class Float32HazardModel(HazardModel):
+class Float32HazardModel(_Inputs, HazardModel):
     """The shipped model with its likelihood in single precision (exploratory variant D).
 
     Each family's design, the gathered question effects, the linear predictor and the
@@ -168,7 +176,7 @@ class Float32HazardModel(HazardModel):
         """``Z_k theta_k`` in float32, the data as float32 constants (a cast of the data
         containers would convert the whole design at every gradient)."""
         thetas = self.family_parameters(alpha, beta, partner, rho_k, gamma_k)
-        inputs = self.data.model_inputs(pad_to=self.pad_to)
+        inputs = self.inputs
         return {
             o: pt.dot(inputs[f"design_{o}"].astype(np.float32), pt.cast(thetas[o], "float32"))
             for o in self.data.outcomes
@@ -176,7 +184,7 @@ class Float32HazardModel(HazardModel):
 
     def log_likelihood(self, data: dict, eta: dict, u) -> pt.TensorVariable:
         """Binomial log-likelihood (logit link) evaluated in float32, summed in float64."""
-        inputs = self.data.model_inputs(pad_to=self.pad_to)
+        inputs = self.inputs
         u32 = pt.cast(u, "float32")
         loglik = 0.0
         for o in self.data.outcomes:
@@ -213,7 +221,8 @@ def _record(idata, seconds: float) -> dict:
 
 
 def _accuracy(b, c) -> dict:
-    """Posterior means of C against B in units of their combined Monte Carlo error."""
+    """Posterior means of a variant ``c`` against its reference ``b`` (C against B, D
+    against A), in units of their combined Monte Carlo error."""
     z = []
     for v in SHARED:
         if v not in b.posterior:

@@ -23,7 +23,9 @@ from neutrality_forecast.model.hazard import HazardModel
 PY = Mode(linker="py", optimizer="fast_run")
 
 
-def _study():
+@pytest.fixture(scope="module")
+def study():
+    """benchmarks/marginal.py as a module (benchmarks are scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("marginal", REPO / "benchmarks" / "marginal.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -58,9 +60,8 @@ def tiny_data():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_integrated_likelihood_matches_grid_integration(tiny_data, seed):
+def test_integrated_likelihood_matches_grid_integration(tiny_data, study, seed):
     data, cfg = tiny_data
-    study = _study()
     spy = type("Spy", (_Spy, study.MarginalHazardModel), {})(data, cfg)
     model = spy.build_model()
     eta, (loc, scale) = spy.spy
@@ -108,9 +109,8 @@ def test_split_build_model_is_the_logit_likelihood(tiny_data):
     ]  # fmt: skip
 
 
-def test_float32_likelihood_is_the_float64_one_to_single_precision(tiny_data):
+def test_float32_likelihood_is_the_float64_one_to_single_precision(tiny_data, study):
     data, cfg = tiny_data
-    study = _study()
     models = [cls(data, cfg).build_model() for cls in (HazardModel, study.Float32HazardModel)]
     point = _point(models[0], np.random.default_rng(4), 0.3)
     ll64, ll32 = (_evaluate(m, [m["loglik"]], point)[0] for m in models)

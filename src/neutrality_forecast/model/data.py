@@ -174,7 +174,17 @@ class ModelData:
     @property
     def case_idx(self) -> np.ndarray:
         """Case index of every row."""
-        return np.array([q.case_idx for q in self.questions], dtype=int)[self.q_idx]
+        return self.question_case_idx[self.q_idx]
+
+    @property
+    def question_case_idx(self) -> np.ndarray:
+        """Case index of every question, in parameter order."""
+        return np.array([q.case_idx for q in self.questions], dtype=int)
+
+    @property
+    def question_outcome_idx(self) -> np.ndarray:
+        """Family (outcome) index of every question, in parameter order."""
+        return np.array([q.outcome_idx for q in self.questions], dtype=int)
 
     def questions_of(self, case_id: str) -> list[Question]:
         """The questions of one case."""

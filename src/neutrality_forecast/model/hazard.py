@@ -246,8 +246,7 @@ class HazardModel:
     def question_effects(self, v: pt.TensorVariable) -> pt.TensorVariable:
         """Question effects ``u_q = v_c + sigma_k z_q`` (signed scale factors, non-centred)."""
         d, p = self.data, self.config.model.priors
-        q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
-        q_case = np.array([q.case_idx for q in d.questions], dtype=int)
+        q_outcome, q_case = d.question_outcome_idx, d.question_case_idx
         w_q = pm.Normal("w_q", 0.0, 1.0, dims="outcome")
         pm.Deterministic("sigma_q", p.case_sigma_scale * pt.abs(w_q), dims="outcome")
         z_q = pm.Normal("z_q", 0.0, 1.0, dims="question")

@@ -41,8 +41,7 @@ class ReferenceHazardModel:
     def build_model(self) -> pm.Model:
         """The PyMC model."""
         d, p = self.data, self.config.model.priors
-        q_outcome = np.array([q.outcome_idx for q in d.questions], dtype=int)
-        q_case = np.array([q.case_idx for q in d.questions], dtype=int)
+        q_outcome, q_case = d.question_outcome_idx, d.question_case_idx
         coords = {
             "outcome": d.outcomes, "feature": d.features, "case": d.case_ids,
             "question": d.question_labels, "partner": d.partners,
