@@ -1,8 +1,11 @@
-"""Test helpers: fast fits with pymc.testing.mock_sample (prior draws, no MCMC)."""
+"""Test helpers: fast fits with pymc.testing.mock_sample (prior draws, no MCMC); benchmark scripts
+loaded as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pymc as pm
@@ -26,3 +29,12 @@ def mock_fit(case_set, config=None, *, draws=50, chains=2, monkeypatch: pytest.M
     monkeypatch.setattr(pm, "sample", mock_with_stats)
     config = config or nf.load_config()
     return nf.fit(case_set, config, sampler="pymc", draws=draws, chains=chains, seed=1)
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -8,13 +8,11 @@ split ``HazardModel.build_model`` against the logit likelihood written out in Nu
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from pytensor.compile.mode import Mode
 from scipy.special import logsumexp
-from tests.conftest import REPO
+from tests.helpers import load_benchmark
 
 import neutrality_forecast as nf
 from neutrality_forecast.model.data import build_model_data
@@ -25,11 +23,8 @@ PY = Mode(linker="py", optimizer="fast_run")
 
 @pytest.fixture(scope="module")
 def study():
-    """benchmarks/marginal.py as a module (benchmarks are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("marginal", REPO / "benchmarks" / "marginal.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """benchmarks/marginal.py as a module."""
+    return load_benchmark("marginal")
 
 
 class _Spy:
