@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import arviz as az
 import numpy as np
+from _studies import add_fit_options, study_case_set
 
 import neutrality_forecast as nf
 from neutrality_forecast.diagnostics import check_gate
@@ -104,27 +104,12 @@ def gate_cost(idata, seconds: float, *, cores: int = 2, grid: int = 50) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/gate-cost.jsonl"), help="appended")
-    ap.add_argument(
-        "--data",
-        nargs="+",
-        default=["population", "shipped"],
-        help="synthetic 60-case population (seed 1) and/or the shipped case set",
-    )
-    ap.add_argument("--draws", type=int, default=1500, help="draws per chain (4 chains)")
-    ap.add_argument("--tune", type=int, default=1000, help="warm-up per chain")
-    ap.add_argument("--seed", type=int, default=20160609, help="sampler seed")
+    add_fit_options(ap, draws=1500)
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cfg = nf.load_config()
     for name in args.data:
-        if name == "population":
-            from neutrality_forecast.synthetic import synthetic_population
-
-            folder = Path(tempfile.mkdtemp()) / "pop1"
-            synthetic_population(n_cases=60, months=180, seed=1, folder=folder)
-            cs = nf.load_case_set(folder)
-        else:
-            cs = nf.load_case_set(nf.default_cases_dir())
+        cs = study_case_set(name)
         data = nf.build_model_data(cs, cfg)
         compiled = CompiledModel(HazardModel(data, cfg).build_model(), sampler="nutpie")
         t0 = time.perf_counter()

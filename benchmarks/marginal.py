@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from _studies import add_fit_options, study_case_set
 from pytensor.gradient import disconnected_grad
 
 import neutrality_forecast as nf
@@ -248,32 +248,17 @@ def main() -> None:
         help="JSON lines, appended: one per variant and data set, then the check",
     )
     ap.add_argument(
-        "--data",
-        nargs="+",
-        default=["population", "shipped"],
-        help="synthetic 60-case population (seed 1) and/or the shipped case set",
-    )
-    ap.add_argument(
         "--variants",
         nargs="+",
         default=list(VARIANTS),
         help="A shipped (logit), B cloglog, C cloglog with u integrated out",
     )
-    ap.add_argument("--draws", type=int, default=1000, help="draws per chain (4 chains)")
-    ap.add_argument("--tune", type=int, default=1000, help="warm-up per chain")
-    ap.add_argument("--seed", type=int, default=20160609, help="sampler seed")
+    add_fit_options(ap, draws=1000)
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cfg = nf.load_config()
     for name in args.data:
-        if name == "population":
-            from neutrality_forecast.synthetic import synthetic_population
-
-            folder = Path(tempfile.mkdtemp()) / "pop1"
-            synthetic_population(n_cases=60, months=180, seed=1, folder=folder)
-            cs = nf.load_case_set(folder)
-        else:
-            cs = nf.load_case_set(nf.default_cases_dir())
+        cs = study_case_set(name)
         data = nf.build_model_data(cs, cfg)
         fits = {}
         for key in args.variants:

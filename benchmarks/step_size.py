@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import arviz as az
+from _studies import study_case_set
 
 import neutrality_forecast as nf
 from neutrality_forecast.model.data import build_model_data
 from neutrality_forecast.model.fitted import GATE_VARS, fit_compiled
 from neutrality_forecast.model.hazard import HazardModel
-from neutrality_forecast.paths import default_cases_dir
 from neutrality_forecast.sampling import CompiledModel
 
 RETRIES = (0.95, 0.99)
@@ -70,13 +69,9 @@ def main() -> None:
     variants = [float(v) for v in args.variants.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     base = nf.load_config()
-    folder = Path(tempfile.mkdtemp()) / "pop1"
-    from neutrality_forecast.synthetic import synthetic_population
-
-    synthetic_population(n_cases=60, months=180, seed=1, folder=folder)
     sets = [
-        ("shipped", nf.load_case_set(default_cases_dir()), args.shipped_seeds),
-        ("population", nf.load_case_set(folder), args.population_seeds),
+        ("shipped", study_case_set("shipped"), args.shipped_seeds),
+        ("population", study_case_set("population"), args.population_seeds),
     ]
     with args.out.open("a", encoding="utf-8") as out:
         for name, cs, seeds in sets:

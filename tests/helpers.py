@@ -4,6 +4,7 @@ loaded as modules."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -32,8 +33,12 @@ def mock_fit(case_set, config=None, *, draws=50, chains=2, monkeypatch: pytest.M
 
 
 def load_benchmark(name: str):
-    """``benchmarks/<name>.py`` as a module (benchmarks are scripts, not a package)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    """``benchmarks/<name>.py`` as a module (benchmarks are scripts, not a package; they
+    import their shared ``_studies`` from their folder, as when run as scripts)."""
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    path = folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
